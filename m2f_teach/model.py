@@ -1,0 +1,56 @@
+"""`Mask2Former`: backbone → pixel decoder → masked-attention decoder, as in the seed note.
+
+    model = Mask2Former(M2FConfig.seed())
+    cls_pred_list, mask_pred_list = model(images)     # images (B, 3, H, W)
+    # 1 + 9 = 10 predictions: cls (B, Q, K) = (2, 100, 81), mask (B, Q, H/4, W/4) = (2, 100, 256, 256)
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from .backbone import ResNet
+from .config import M2FConfig
+from .head import Mask2FormerHead
+from .tap import Tap
+
+
+class Mask2Former(nn.Module):
+    """`images (B, C_in, H, W)`, H and W multiples of 32 → `(cls_pred_list, mask_pred_list)`."""
+
+    def __init__(self, config: M2FConfig | None = None):
+        super().__init__()
+        self.config = config = config if config is not None else M2FConfig()
+        self.backbone = ResNet(config)
+        self.panoptic_head = Mask2FormerHead(config)
+        self.tap = Tap()
+
+    def check_images(self, images):
+        if not isinstance(images, torch.Tensor):
+            raise TypeError(f"images must be a torch.Tensor of shape (B, {self.config.in_channels}, H, W), "
+                            f"got {type(images).__name__}")
+        if images.dim() != 4:
+            raise ValueError(f"images must have 4 dimensions (B, {self.config.in_channels}, H, W), "
+                             f"got shape {tuple(images.shape)}")
+        B, C, H, W = images.shape
+        if C != self.config.in_channels:
+            raise ValueError(f"images has {C} channels (shape {tuple(images.shape)}), expected "
+                             f"{self.config.in_channels}: (B, {self.config.in_channels}, H, W)")
+        if H % 32 or W % 32 or H == 0 or W == 0:
+            raise ValueError(f"image size {H}×{W} (shape {tuple(images.shape)}) must be a positive "
+                             f"multiple of 32, the backbone's largest stride; try "
+                             f"{max(32, round(H / 32) * 32)}×{max(32, round(W / 32) * 32)}")
+        if B == 0:
+            raise ValueError(f"images has batch size 0 (shape {tuple(images.shape)})")
+        if not images.is_floating_point():
+            raise TypeError(f"images must be floating point (normalised), got dtype {images.dtype}")
+
+    def extract_feat(self, images):
+        """Seed step 1: the backbone's four maps."""
+        return self.backbone(images)
+
+    def forward(self, images: torch.Tensor):
+        self.check_images(images)
+        images = self.tap(images, "images", "B C_in H W")
+        feats = self.extract_feat(images)
+        return self.panoptic_head(feats)

@@ -1,0 +1,68 @@
+"""Shape-only execution on the `meta` device, fast enough to trace the seed in a blink.
+
+A `meta` tensor has a shape and a dtype but no data, so a forward pass on `meta` computes
+every shape without a single FLOP. A few ops (grid_sample, the norms, bilinear resize,
+addmm) have meta kernels written as Python decompositions that spend ~1 ms each building
+shapes they could read off their inputs; `ShapeOnlyMode` answers those ops directly.
+It is only ever active around a meta-device trace.
+"""
+from __future__ import annotations
+
+import torch
+from torch.utils._python_dispatch import TorchDispatchMode
+
+aten = torch.ops.aten
+
+
+def _grid_sampler_2d(input, grid, *args):
+    N, C = input.shape[:2]
+    return input.new_empty((N, C, grid.shape[1], grid.shape[2]))
+
+
+def _native_batch_norm(x, weight, bias, running_mean, running_var, training, momentum, eps):
+    C = x.shape[1]
+    return x.new_empty(x.shape), x.new_empty((C,)), x.new_empty((C,))
+
+
+def _batch_norm_no_training(x, weight, bias, running_mean, running_var, momentum, eps):
+    return x.new_empty(x.shape), x.new_empty((0,)), x.new_empty((0,))
+
+
+def _native_layer_norm(x, normalized_shape, weight, bias, eps):
+    k = len(normalized_shape)
+    stats = tuple(x.shape[: x.dim() - k]) + (1,) * k
+    return x.new_empty(x.shape), x.new_empty(stats), x.new_empty(stats)
+
+
+def _native_group_norm(x, weight, bias, N, C, HxW, group, eps):
+    return x.new_empty(x.shape), x.new_empty((N, group)), x.new_empty((N, group))
+
+
+def _upsample_bilinear2d(x, output_size, align_corners, *args):
+    return x.new_empty(tuple(x.shape[:2]) + tuple(output_size))
+
+
+def _addmm(bias, mat1, mat2, beta=1, alpha=1):
+    return mat1.new_empty((mat1.shape[0], mat2.shape[1]))
+
+
+SHAPE_RULES = {
+    aten.grid_sampler_2d.default: _grid_sampler_2d,
+    aten.native_batch_norm.default: _native_batch_norm,
+    aten._native_batch_norm_legit_no_training.default: _batch_norm_no_training,
+    aten.native_layer_norm.default: _native_layer_norm,
+    aten.native_group_norm.default: _native_group_norm,
+    aten.upsample_bilinear2d.default: _upsample_bilinear2d,
+    aten.addmm.default: _addmm,
+}
+
+
+class ShapeOnlyMode(TorchDispatchMode):
+    """Answer the slow meta ops from their input shapes; run every other op as usual."""
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        rule = SHAPE_RULES.get(func)
+        if rule is not None and all(a.is_meta for a in args if isinstance(a, torch.Tensor)):
+            return rule(*args, **kwargs)
+        return func(*args, **kwargs)

@@ -1,0 +1,113 @@
+"""Real forwards at the small preset, values that the seed states, meta == real."""
+import math
+
+import torch
+
+from m2f_teach import M2FConfig, Mask2Former
+from m2f_teach.positional_encoding import SinePositionalEncoding
+from m2f_teach.reference_points import normalised_reference_points
+from m2f_teach.trace import trace, trace_shapes
+
+
+def test_small_forward(small_model, small_images, small_config):
+    with torch.no_grad():
+        cls_pred_list, mask_pred_list = small_model(small_images)
+    B, Q, K = 2, small_config.num_queries, small_config.num_classes + 1
+    assert len(cls_pred_list) == 1 + small_config.num_decoder_layers
+    for cls_pred, mask_pred in zip(cls_pred_list, mask_pred_list):
+        assert cls_pred.shape == (B, Q, K)
+        assert mask_pred.shape == (B, Q, 32, 32)
+        assert torch.isfinite(cls_pred).all() and torch.isfinite(mask_pred).all()
+    # predictions change from layer to layer
+    assert not torch.allclose(cls_pred_list[0], cls_pred_list[-1])
+
+
+def test_meta_and_real_traces_agree(small_model, small_images, small_config):
+    real = trace(small_model, small_images)
+    meta = trace_shapes(small_config)
+    assert real.names("all") == meta.names("all")
+    for a, b in zip(real.records, meta.records):
+        assert (a.name, a.kind, a.shape, a.dtype, a.symbolic) == (b.name, b.kind, b.shape, b.dtype, b.symbolic)
+
+
+def test_non_square_and_batch_one():
+    torch.manual_seed(0)
+    config = M2FConfig.small(image_size=(96, 160), batch_size=1)
+    model = Mask2Former(config).eval()
+    t = trace(model, torch.randn(1, 3, 96, 160), keep=["panoptic_head.pixel_decoder.spatial_shapes"])
+    assert t.value("panoptic_head.pixel_decoder.spatial_shapes").tolist() == [[3, 5], [6, 10], [12, 20]]
+    assert t.shape("panoptic_head.mask_pred.9") == (1, config.num_queries, 24, 40)
+    # the model runs at sizes other than config.image_size too
+    t2 = trace(model, torch.randn(2, 3, 64, 64))
+    assert t2.shape("panoptic_head.pixel_decoder.encoder_inputs") == (2 * 2 + 4 * 4 + 8 * 8, 2, 64)
+
+
+def test_level_start_index_and_reference_points(small_model, small_images):
+    t = trace(small_model, small_images, keep=["*.level_start_index", "*.reference_points"])
+    assert t.value("panoptic_head.pixel_decoder.level_start_index").tolist() == [0, 16, 80]
+    ref = t.value("panoptic_head.pixel_decoder.reference_points")        # (B, S, L, 2)
+    # first token: pixel (0, 0) of the 4×4 level → (0.5/4, 0.5/4)
+    assert torch.allclose(ref[0, 0, 0], torch.tensor([0.125, 0.125]))
+    # token 16 is the first of the 8×8 level, token 17 its second pixel in x
+    assert torch.allclose(ref[1, 17, 2], torch.tensor([1.5 / 8, 0.5 / 8]))
+    assert torch.equal(ref[:, :, 0], ref[:, :, 2])                        # repeated over levels
+
+
+def test_reference_points_are_pixel_centres():
+    ref = normalised_reference_points((2, 3), stride=8)
+    expected = [[(x + 0.5) / 3, (y + 0.5) / 2] for y in range(2) for x in range(3)]
+    assert torch.allclose(ref, torch.tensor(expected), atol=1e-6)
+
+
+def test_sine_encoding_values():
+    pe = SinePositionalEncoding(num_feats=4)
+    mask = torch.zeros(1, 2, 2, dtype=torch.bool)
+    pos = pe(mask)                                                        # (1, 8, 2, 2)
+    assert pos.shape == (1, 8, 2, 2)
+    # channel 0 is sin(y_embed), y_embed of the last row = 2π·2/(2+eps)
+    assert math.isclose(pos[0, 0, 1, 0].item(), math.sin(2 * math.pi * 2 / (2 + 1e-6)), abs_tol=1e-5)
+    assert math.isclose(pos[0, 0, 0, 0].item(), math.sin(math.pi / (1 + 0.5e-6)), abs_tol=1e-5)
+    # channel 4 is sin(x_embed): varies along x, not along y
+    assert torch.allclose(pos[0, 4, 0], pos[0, 4, 1]) and not torch.allclose(pos[0, 4, :, 0], pos[0, 4, :, 1])
+
+
+def test_deformable_initialisation():
+    from m2f_teach.deformable_attention import MultiScaleDeformableAttention
+    attn = MultiScaleDeformableAttention(256, 8, 3, 4)
+    bias = attn.sampling_offsets.bias.view(8, 3, 4, 2)
+    assert torch.count_nonzero(attn.sampling_offsets.weight) == 0
+    assert torch.allclose(bias[0, 0, :, :], torch.tensor([[1.0, 0], [2, 0], [3, 0], [4, 0]]))
+    assert torch.allclose(bias[2, 1, 0], torch.tensor([0.0, 1.0]), atol=1e-6)      # head 2 points down (+y)
+    assert torch.allclose(bias[1, 0, 1], torch.tensor([2.0, 2.0]), atol=1e-6)      # 45°, scaled to max 1, point 2
+    assert torch.count_nonzero(attn.attention_weights.weight) == 0
+
+
+def test_all_blocked_rows_are_reset(small_model, small_images):
+    t = trace(small_model, small_images, keep=["panoptic_head.attn_mask.*", "panoptic_head.all_blocked.*",
+                                               "panoptic_head.transformer_decoder.layers.*.attn_mask"])
+    for i in range(9):
+        raw = t.value(f"panoptic_head.attn_mask.{i}")
+        used = t.value(f"panoptic_head.transformer_decoder.layers.{i}.attn_mask")
+        blocked = t.value(f"panoptic_head.all_blocked.{i}")
+        assert torch.equal(blocked, raw.all(-1))
+        assert not used.all(-1).any()                        # no row is blocked everywhere
+        assert torch.equal(used[~blocked], raw[~blocked])    # other rows unchanged
+
+
+def test_frozen_backbone_norm(small_model):
+    model = Mask2Former(M2FConfig.small()).train()
+    bns = [m for m in model.backbone.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    assert bns and all(not m.training for m in bns)
+    assert all(not p.requires_grad for m in bns for p in m.parameters())
+    assert model.panoptic_head.training
+
+
+def test_gradients_flow():
+    torch.manual_seed(0)
+    model = Mask2Former(M2FConfig.small(batch_size=1)).train()
+    cls_pred_list, mask_pred_list = model(torch.randn(1, 3, 64, 64))
+    loss = sum(c.logsumexp(-1).mean() for c in cls_pred_list) + sum(m.sigmoid().mean() for m in mask_pred_list)
+    loss.backward()
+    offsets = model.panoptic_head.pixel_decoder.encoder.layers[0].self_attn.sampling_offsets
+    assert offsets.weight.grad is not None and offsets.weight.grad.abs().sum() > 0
+    assert model.backbone.conv1.weight.grad.abs().sum() > 0
