@@ -6,7 +6,7 @@ VENV ?= .venv
 # the CPU build of torch; a bare "torch" on Linux pulls a multi-GB CUDA build
 TORCH_SPEC ?= torch==2.13.0
 BIN := $(VENV)/bin
-NBVAL := --nbval --sanitize-with notebooks/nbval_sanitize.cfg
+NBVAL := --nbval --nbval-sanitize-with notebooks/nbval_sanitize.cfg
 
 .PHONY: setup lab test test-fast notebooks benchmarks table clean
 

@@ -4,6 +4,8 @@
     python -m m2f_teach table --preset small --image-size 512 768 --format latex --output t.tex
     python -m m2f_teach table --num-queries 200 --num-points 8 --format json
     python -m m2f_teach summary --depth 2
+    python -m m2f_teach convert --from hf ./mask2former-swin-tiny --output weights.safetensors
+    python -m m2f_teach train --steps 100 --out artifacts/shapes.safetensors
     python -m m2f_teach lab                            # JupyterLab on notebooks/ (or the table)
 """
 from __future__ import annotations
@@ -17,7 +19,7 @@ import typing
 from .config import PRESETS, M2FConfig
 
 FORMATS = ("md", "html", "csv", "json", "latex")
-SUBCOMMAND_MODULES = ("m2f_teach.lab",)
+SUBCOMMAND_MODULES = ("m2f_teach.convert.cli", "m2f_teach.training.train", "m2f_teach.lab")
 
 
 def _add_config_arguments(parser: argparse.ArgumentParser):

@@ -88,6 +88,9 @@ class ResNet(nn.Module):
         return self
 
     def forward(self, images: torch.Tensor) -> list[torch.Tensor]:
+        # same values, stored (B, H, W, C) in memory: oneDNN's fast layout for conv on CPU
+        # (about 1.4× on ResNet-50); shapes and indexing stay (B, C, H, W)
+        images = images.contiguous(memory_format=torch.channels_last)
         x = self.maxpool(self.relu(self.bn1(self.conv1(images))))  # (B, 64, H/4, W/4)
         feats = []
         for i in range(self.num_stages):

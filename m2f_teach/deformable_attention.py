@@ -8,6 +8,11 @@ Seed step 3.4. Every query looks at only L·P = 12 points per head instead of al
     output             = Σ_l Σ_p attention_weights · bilinear(value_l, sampling_locations)
 
 Note the normaliser is (W_l, H_l): locations are (x, y), as `grid_sample` wants them.
+
+Two forms of the core compute the same numbers: `multi_scale_deformable_attn_grid_sample`
+(the seed's and mmcv's PyTorch path, `grid_sample` per level) and `multi_scale_deformable_attn`
+(the model's: the bilinear weights written out, one weighted gather of 4 neighbours per point,
+about four times as fast on CPU); `multi_scale_deformable_attn_loop` spells it out in Python loops.
 """
 from __future__ import annotations
 
@@ -23,7 +28,65 @@ from .tap import Tap
 def multi_scale_deformable_attn(value: torch.Tensor, spatial_shapes: list[tuple[int, int]],
                                 sampling_locations: torch.Tensor,
                                 attention_weights: torch.Tensor) -> torch.Tensor:
-    """The core: bilinear sampling on each level with `grid_sample`, then the weighted sum.
+    """The core as one weighted gather: a bilinear sample is a weighted sum of 4 neighbours.
+
+    A sampling point reads the 4 pixels around it with the weights `grid_sample` uses
+    (`align_corners=False`, zeros outside). Multiplying those by the point's attention weight
+    makes the whole core, for each (query, head), one weighted sum of L·P·4 = 48 rows of
+    `value`, which `F.embedding_bag(mode="sum")` computes without building the samples. Same
+    numbers as `multi_scale_deformable_attn_grid_sample` (to float rounding), faster on CPU.
+
+    * `value`: `(B, S, nH, D)`
+    * `spatial_shapes`: `[(H_l, W_l)] * L`, low to high resolution
+    * `sampling_locations`: `(B, S_q, nH, L, P, 2)`, (x, y) in [0, 1]
+    * `attention_weights`: `(B, S_q, nH, L, P)`, summing to 1 over L·P
+    * returns `(B, S_q, nH·D)`
+    """
+    B, S, nH, D = value.shape
+    _, S_q, _, L, P, _ = sampling_locations.shape
+    device, dtype = value.device, value.dtype
+    size = torch.tensor([(w, h) for h, w in spatial_shapes], dtype=dtype, device=device)  # (L, 2): (W_l, H_l)
+    W, H = size[:, 0].view(L, 1), size[:, 1].view(L, 1)                        # (L, 1), against (.., L, P)
+    # x ∈ [0, 1] lands on pixel coordinate x·W_l − 0.5: pixel centres sit on integers
+    pixel = sampling_locations * size.view(L, 1, 2) - 0.5                      # (B, S_q, nH, L, P, 2)
+    top_left = pixel.floor()
+    x0, y0 = top_left.unbind(-1)                                               # (B, S_q, nH, L, P) each
+    fx, fy = (pixel - top_left).unbind(-1)                                     # fractions in [0, 1)
+    # per axis, neighbour x0 weighs 1 − fx and x0 + 1 weighs fx; a neighbour outside the map
+    # weighs zero (grid_sample's padding_mode="zeros"). The attention weight joins the y factor.
+    wx0 = (1 - fx) * ((x0 >= 0) & (x0 <= W - 1))
+    wx1 = fx * ((x0 >= -1) & (x0 <= W - 2))
+    wy0 = (1 - fy) * ((y0 >= 0) & (y0 <= H - 1)) * attention_weights
+    wy1 = fy * ((y0 >= -1) & (y0 <= H - 2)) * attention_weights
+    # the 4 corners: top-left, top-right, bottom-left, bottom-right
+    weights = torch.stack((wy0 * wx0, wy0 * wx1, wy1 * wx0, wy1 * wx1), dim=-1)  # (B, S_q, nH, L, P, 4)
+
+    # `value` viewed as (B·S·nH, D): pixel (x, y) of level l, head h of image b is row
+    # (b·S + level_start_l + y·W_l + x)·nH + h   (int32 indices: half the memory traffic)
+    index = dict(device=device, dtype=torch.int32)
+    widths = torch.tensor([w for _, w in spatial_shapes], **index).view(L, 1)  # (L, 1)
+    level_start = torch.tensor([0] + [h * w for h, w in spatial_shapes[:-1]], **index).cumsum(0, dtype=torch.int32)
+    pixel_index = level_start.view(L, 1) + y0.int() * widths + x0.int()        # (B, S_q, nH, L, P)
+    batch_start = (torch.arange(B, **index) * S).view(B, 1, 1, 1, 1)
+    head = torch.arange(nH, **index).view(nH, 1, 1)
+    rows = (batch_start + pixel_index) * nH + head                             # (B, S_q, nH, L, P)
+    corner_step = torch.cat((widths * 0, widths * 0 + 1, widths, widths + 1), dim=-1) * nH  # (L, 4)
+    rows = rows.unsqueeze(-1) + corner_step.view(L, 1, 4)                      # (B, S_q, nH, L, P, 4)
+    rows = rows.clamp_(0, B * S * nH - 1)   # an outside corner weighs zero; any valid row will do
+
+    # for each (b, q, h): Σ over L·P·4 = 48 weighted rows
+    output = F.embedding_bag(rows.view(B * S_q * nH, L * P * 4), value.reshape(B * S * nH, D),
+                             per_sample_weights=weights.view(B * S_q * nH, L * P * 4),
+                             mode="sum")                                       # (B·S_q·nH, D)
+    return output.view(B, S_q, nH * D)                                         # (B, S_q, nH·D)
+
+
+def multi_scale_deformable_attn_grid_sample(value: torch.Tensor, spatial_shapes: list[tuple[int, int]],
+                                sampling_locations: torch.Tensor,
+                                attention_weights: torch.Tensor) -> torch.Tensor:
+    """The core as the seed and mmcv's PyTorch path write it: `grid_sample` per level, then the
+    weighted sum over L·P. Builds every sample, `(B·nH, D, S_q, L·P)`; slower on CPU than
+    `multi_scale_deformable_attn`, which computes the same numbers.
 
     * `value`: `(B, S, nH, D)`
     * `spatial_shapes`: `[(H_l, W_l)] * L`, low to high resolution

@@ -206,6 +206,9 @@ class ShapeTable:
     def __str__(self):
         return self.to_markdown()
 
+    def __repr__(self):
+        return self.to_markdown()
+
     def _repr_html_(self):
         return self.to_html()
 

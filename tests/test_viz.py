@@ -1,0 +1,186 @@
+"""The notebook views without a browser: every plot draws, every widget's picture changes when a
+control moves, and nothing runs the model again."""
+import ipywidgets
+import pytest
+import torch
+
+from m2f_teach import M2FConfig, Mask2Former, viz
+from m2f_teach.trace import trace, trace_shapes
+
+CONFIG = M2FConfig.small(batch_size=1, image_size=(64, 64), num_queries=6)
+
+
+@pytest.fixture(scope="module")
+def model():
+    torch.manual_seed(0)
+    return Mask2Former(CONFIG).eval()
+
+
+@pytest.fixture(scope="module")
+def viz_trace(model):
+    images = viz.normalise(viz.sample_photo(CONFIG.image_size))
+    return trace(model, images, keep=["*"])
+
+
+def changes(explorer, **values):
+    """Move controls as a student would; True when the picture (or its caption) changed."""
+    before = (explorer.picture, explorer.text)
+    explorer.set(**values)
+    return (explorer.picture, explorer.text) != before
+
+
+def no_model_run(explorer, model, **values):
+    calls = []
+    handle = model.register_forward_hook(lambda *args: calls.append(1))
+    try:
+        explorer.set(**values)
+    finally:
+        handle.remove()
+    return not calls
+
+
+def test_images():
+    photo = viz.sample_photo((64, 96))
+    assert photo.shape == (64, 96, 3) and photo.dtype.name == "uint8"
+    images = viz.normalise(photo)
+    assert images.shape == (1, 3, 64, 96)
+    assert (viz.denormalise(images)[0] == photo).all()
+
+
+def test_static_plots(viz_trace, model):
+    attention = model.panoptic_head.pixel_decoder.encoder.layers[0].self_attn
+    figures = [
+        viz.architecture_diagram(trace_shapes(M2FConfig.seed())),
+        viz.plot_feature_levels(viz_trace),
+        viz.plot_feature_channel(viz_trace, level=3, channel=2),
+        viz.plot_positional_channels(viz_trace, level=2),
+        viz.plot_positional_channel(viz_trace, level=1, channel=40),
+        viz.plot_reference_grid(viz_trace, level=1),
+        viz.plot_initial_ring(attention),
+        viz.plot_sampling_points(viz_trace, layer=2, level=1, x=1, y=0, head=3),
+        viz.plot_attention_mask(viz_trace, layer=4, query=2),
+        viz.plot_deep_supervision(viz_trace, query=1),
+        viz.plot_instances(viz_trace, score_threshold=0.0),
+    ]
+    for figure in figures:
+        assert figure.axes
+        figure.canvas.draw()
+
+
+def test_diagram_shows_live_shapes():
+    figure = viz.architecture_diagram(trace_shapes(M2FConfig.seed()))
+    text = " ".join(t.get_text() for t in figure.findobj(lambda a: hasattr(a, "get_text")))
+    assert "21504×2×256" in text and "16×100×1024" in text
+    small = viz.architecture_diagram(trace_shapes(M2FConfig.small()))
+    text = " ".join(t.get_text() for t in small.findobj(lambda a: hasattr(a, "get_text")))
+    assert "21504" not in text
+
+
+def test_feature_browser(viz_trace, model):
+    explorer = viz.feature_browser(viz_trace)
+    assert isinstance(explorer.widget, ipywidgets.VBox)
+    assert changes(explorer, channel=3)
+    assert changes(explorer, level=3)
+    assert explorer.controls["channel"].max == CONFIG.backbone_channels[3] - 1
+    assert "channel 3" in explorer.text
+    assert no_model_run(explorer, model, channel=5)
+
+
+def test_feature_browser_other_maps(viz_trace):
+    explorer = viz.feature_browser(viz_trace, pattern="panoptic_head.pixel_decoder.multi_scale_memories.{}")
+    assert changes(explorer, level=2)
+
+
+def test_positional_browser(viz_trace):
+    explorer = viz.positional_browser(viz_trace)
+    assert changes(explorer, channel=CONFIG.feat_channels // 2 + 1)
+    assert "encodes x" in explorer.text
+    assert changes(explorer, level=1)
+
+
+def test_reference_browser(viz_trace):
+    explorer = viz.reference_browser(viz_trace)
+    assert changes(explorer, level=2)
+    h, w = CONFIG.spatial_shapes[2]
+    assert f"{h}×{w} points" in explorer.text
+
+
+def test_deformable_explorer(viz_trace, model):
+    explorer = viz.deformable_explorer(viz_trace)
+    assert changes(explorer, x=0)
+    assert changes(explorer, head=2)
+    assert changes(explorer, layer=3)
+    explorer.set(level=2)                         # the x, y sliders follow the level's size
+    h, w = CONFIG.spatial_shapes[2]
+    assert (explorer.controls["x"].max, explorer.controls["y"].max) == (w - 1, h - 1)
+    assert no_model_run(explorer, model, y=1)
+
+
+def test_sampling_points_data(viz_trace):
+    data = viz.sampling_points(viz_trace, layer=0, level=1, x=2, y=1)
+    h, w = CONFIG.spatial_shapes[1]
+    assert data["query"] == CONFIG.spatial_shapes[0][0] * CONFIG.spatial_shapes[0][1] + 1 * w + 2
+    assert data["locations"].shape == (CONFIG.num_heads, CONFIG.num_levels, CONFIG.num_points, 2)
+    assert abs(data["weights"].sum(axis=(1, 2)) - 1).max() < 1e-5
+    assert abs(data["reference"] - [(2 + 0.5) / w, (1 + 0.5) / h]).max() < 1e-6
+    with pytest.raises(ValueError, match="outside level"):
+        viz.query_index(viz_trace, 0, 99, 0)
+
+
+def test_core_against_loop():
+    torch.manual_seed(0)
+    shapes = [(2, 3), (4, 5)]
+    S = sum(h * w for h, w in shapes)
+    value = torch.randn(1, S, 2, 4)
+    locations = torch.rand(1, S, 2, 2, 3, 2) * 1.2 - 0.1
+    weights = torch.rand(1, S, 2, 2, 3).softmax(-1)
+    assert viz.check_core_against_loop(value, shapes, locations, weights, [0, 7, S - 1])["allclose"]
+
+
+def test_attention_mask_explorer(viz_trace, model):
+    explorer = viz.attention_mask_explorer(viz_trace)
+    assert changes(explorer, query=3)
+    assert changes(explorer, layer=2)
+    assert no_model_run(explorer, model, layer=5)
+    rows = viz.blocked_rows(viz_trace)
+    assert len(rows) == CONFIG.num_decoder_layers
+    assert [r["level"] for r in rows[:4]] == [0, 1, 2, 0]
+
+
+def test_attention_mask_data_matches_trace(viz_trace):
+    d = viz.attention_mask_data(viz_trace, layer=1, query=0)
+    assert d["size"] == CONFIG.spatial_shapes[1]
+    assert ((d["resized_prob"] < 0.5) == d["blocked"]).all()
+
+
+def test_prediction_explorer(viz_trace):
+    explorer = viz.prediction_explorer(viz_trace)
+    assert changes(explorer, threshold=0)
+    assert changes(explorer, index=0)
+    instances = viz.instance_predictions(viz_trace, index=-1, max_instances=4)
+    assert len(instances) == 4
+    assert all(a["score"] >= b["score"] for a, b in zip(instances, instances[1:]))
+    assert instances[0]["mask"].shape == CONFIG.image_size
+
+
+def test_explorer_repr_is_deterministic(viz_trace):
+    explorer = viz.reference_browser(viz_trace)
+    bundle = explorer._repr_mimebundle_()
+    assert bundle["text/plain"] == "<Explorer reference points: level=0>"
+    assert "application/vnd.jupyter.widget-view+json" in bundle
+    with pytest.raises(KeyError, match="unknown control"):
+        explorer.set(nope=1)
+
+
+def test_missing_values_say_what_to_keep(model):
+    images = viz.normalise(viz.sample_photo(CONFIG.image_size))
+    t = trace(model, images, keep=["images"])
+    with pytest.raises(KeyError, match="keep="):
+        viz.plot_reference_grid(t, level=0)
+
+
+def test_load_model_random_fallback():
+    model, weights = viz.load_model(pretrained=False, verbose=False)
+    assert weights == "random" and not model.training
+    model, weights = viz.load_model(verbose=False)     # pretrained when installed, else random
+    assert weights in ("pretrained", "random")
