@@ -101,9 +101,11 @@ def main(argv=None):
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        args.func(args)
+        status = args.func(args)
     except (ValueError, TypeError) as e:
         parser.exit(2, f"error: {e}\n")
+    if status:
+        sys.exit(status)
 
 
 if __name__ == "__main__":

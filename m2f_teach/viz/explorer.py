@@ -50,7 +50,8 @@ class Explorer:
         self.figure = new_figure(figsize)
         self.draw = build(self.figure)
         self._background = None
-        self.image = widgets.Image(format="jpeg")
+        # shown at its own size (a flex column would stretch it to the notebook's width)
+        self.image = widgets.Image(format="jpeg", layout=widgets.Layout(align_self="flex-start", max_width="100%"))
         self.caption = widgets.HTML(value="")
         # controls wrap onto a second row rather than squeeze a slider to a few pixels
         controls = widgets.HBox(list(self.controls.values()), layout=widgets.Layout(flex_flow="row wrap"))
@@ -138,6 +139,10 @@ class Explorer:
         for artist in artists:
             if artist.figure is not None:                   # not removed since
                 self.figure.draw_artist(artist)
+        for ax in self.figure.axes:                         # frames go back over blitted images
+            for spine in ax.spines.values():
+                if spine.get_visible():
+                    self.figure.draw_artist(spine)
         width, height = canvas.get_width_height(physical=True)
         picture = Image.frombuffer("RGBA", (width, height), canvas.buffer_rgba(), "raw", "RGBA", 0, 1)
         buffer = io.BytesIO()

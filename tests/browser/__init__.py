@@ -1,0 +1,1 @@
+"""Browser tests: the notebooks' widgets in JupyterLab in headless Chromium."""
