@@ -1,9 +1,16 @@
 """The shipped checkpoint: it loads, and its held-out scores are what the README reports.
 
-Issue 5's targets are mask mIoU ≥ 0.8 and class accuracy ≥ 0.9 of matched instances and a
-near-zero fraction of all-blocked attention rows. The shipped checkpoint (1300 steps, the
-README's command) meets the first; the other two are marked `xfail(strict=True)`, so this file
-fails as soon as a better checkpoint meets them and the marks must go.
+Issue 5's targets are mask mIoU ≥ 0.8 and class accuracy ≥ 0.9 of matched instances. The
+shipped checkpoint (the README's command, 1192 steps of batch 16 on a GPU) meets the first and
+reaches about 0.63 class accuracy on 100 held-out images, so the class test asserts what it
+measures, with a margin, not the target.
+
+The issue also claimed that with random weights most attention-mask rows are all blocked and
+that training drops that to near zero. Measured, it is the other way round: with random weights
+almost no row is all blocked (the mask logits are near 0, so about half of every row is open),
+and training *raises* the fraction, because the queries matched to no object learn empty masks.
+The queries matched to objects keep open rows, except on level 0 (4×4 at 128×128), where a
+small object can fall between the 16 points that the bilinear resize reads.
 """
 import pytest
 import torch
@@ -46,31 +53,37 @@ def test_structure_is_the_seeds():
 
 
 def test_mask_miou_of_matched_instances(trained_metrics, random_metrics):
+    # measured: 0.87 (24 images), 0.88 (100 images); random weights 0.06
     assert trained_metrics["miou"] >= 0.8
     assert random_metrics["miou"] < 0.3
 
 
-def test_better_than_chance_at_classes(trained_metrics, random_metrics):
-    assert trained_metrics["class_acc"] >= 0.4 > random_metrics["class_acc"] + 0.1
+def test_class_accuracy_as_measured(trained_metrics, random_metrics):
+    # measured: 0.65 (24 images), 0.63 (100 images), random weights 0.28; the target 0.9 is not met
+    assert trained_metrics["class_acc"] >= 0.55
+    assert trained_metrics["class_acc"] >= random_metrics["class_acc"] + 0.25
 
 
-@pytest.mark.xfail(strict=True, reason="shipped checkpoint reaches about 0.5 class accuracy, not 0.9")
-def test_class_accuracy_target(trained_metrics):
-    assert trained_metrics["class_acc"] >= 0.9
-
-
-@pytest.mark.xfail(strict=True, reason="queries matched to no object keep empty masks: ~0.4 of rows "
-                                       "stay all-blocked, ~0.18 for the matched queries")
-def test_all_blocked_rows_near_zero(trained_metrics):
-    assert trained_metrics["all_blocked_fraction"] <= 0.05
+def test_training_raises_the_all_blocked_fraction(trained_metrics, random_metrics):
+    # measured over all queries: random 0.02, trained 0.36 (unmatched queries learn empty masks)
+    assert random_metrics["all_blocked_fraction"] < 0.1
+    assert trained_metrics["all_blocked_fraction"] > 0.2
+    assert trained_metrics["all_blocked_fraction"] > 3 * random_metrics["all_blocked_fraction"]
 
 
 def test_matched_queries_attend_inside_their_masks(trained_metrics):
-    # a matched query's attention mask is rarely empty: it attends to its object
-    assert trained_metrics["all_blocked_matched"] < 0.3
+    # per decoder layer, the queries matched to objects: layers 0, 3, 6 attend to level 0 (4×4)
+    # and are all blocked for 0.27..0.40 of their rows; the other layers 0..0.22, the last two
+    # 0.05 and 0 (24 images)
+    matched = trained_metrics["all_blocked_matched_per_layer"]
+    assert len(matched) == shapes_config().num_decoder_layers
+    assert max(matched[-2:]) <= 0.1
+    assert trained_metrics["all_blocked_matched"] < 0.25
+    assert trained_metrics["all_blocked_matched"] < 0.5 * trained_metrics["all_blocked_fraction"]
 
 
 def test_reported_scores_match_a_fresh_evaluation(trained_metrics):
     reported = checkpoint_info()["test"]
     assert reported["seed"] == TEST_SEED
     assert abs(reported["miou"] - trained_metrics["miou"]) < 0.08
+    assert abs(reported["class_acc"] - trained_metrics["class_acc"]) < 0.12
