@@ -2,8 +2,10 @@
 
 A `meta` tensor has a shape and a dtype but no data, so a forward pass on `meta` computes
 every shape without a single FLOP. A few ops (grid_sample, the norms, bilinear resize,
-addmm) have meta kernels written as Python decompositions that spend ~1 ms each building
-shapes they could read off their inputs; `ShapeOnlyMode` answers those ops directly.
+addmm, the elementwise arithmetic and comparisons) have meta kernels written as Python
+decompositions that spend 0.3–1 ms each building shapes they could read off their inputs;
+`ShapeOnlyMode` answers those ops directly: the output shape (broadcast where the op
+broadcasts) and dtype (promoted as torch promotes), in the default contiguous layout.
 It is only ever active around a meta-device trace.
 """
 from __future__ import annotations
@@ -46,6 +48,25 @@ def _addmm(bias, mat1, mat2, beta=1, alpha=1):
     return mat1.new_empty((mat1.shape[0], mat2.shape[1]))
 
 
+def _broadcast(a, b, dtype):
+    shape = torch.broadcast_shapes(*(x.shape for x in (a, b) if isinstance(x, torch.Tensor)))
+    tensor = a if isinstance(a, torch.Tensor) else b
+    return tensor.new_empty(shape, dtype=dtype)
+
+
+def _arithmetic(a, b, alpha=1):
+    return _broadcast(a, b, torch.result_type(a, b))
+
+
+def _true_divide(a, b):
+    dtype = torch.result_type(a, b)
+    return _broadcast(a, b, dtype if dtype.is_floating_point else torch.get_default_dtype())
+
+
+def _compare(a, b):
+    return _broadcast(a, b, torch.bool)
+
+
 SHAPE_RULES = {
     aten.grid_sampler_2d.default: _grid_sampler_2d,
     aten.native_batch_norm.default: _native_batch_norm,
@@ -54,6 +75,13 @@ SHAPE_RULES = {
     aten.native_group_norm.default: _native_group_norm,
     aten.upsample_bilinear2d.default: _upsample_bilinear2d,
     aten.addmm.default: _addmm,
+    # elementwise ops: the broadcast shape and the promoted dtype (bool for comparisons)
+    **{op: _arithmetic for op in (aten.add.Tensor, aten.sub.Tensor, aten.mul.Tensor,
+                                  aten.floor_divide.default, aten.bitwise_and.Tensor,
+                                  aten.bitwise_or.Tensor)},
+    aten.div.Tensor: _true_divide,
+    **{op: _compare for op in (aten.le.Tensor, aten.le.Scalar, aten.ge.Tensor, aten.ge.Scalar,
+                               aten.lt.Tensor, aten.lt.Scalar, aten.gt.Tensor, aten.gt.Scalar)},
 }
 
 

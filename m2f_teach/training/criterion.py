@@ -2,7 +2,9 @@
 
 For each prediction i (before the first decoder layer and after each of the nine):
 
-1. Match: per image, `HungarianMatcher` pairs N_gt queries with the N_gt objects.
+1. Match: per image, `HungarianMatcher` pairs N_gt queries with the N_gt objects. The costs of
+   all images and all ten predictions are computed batched on the device and moved to the CPU
+   in one transfer; the assignments are solved there, image by image, before any loss.
 2. Targets: `labels (B, Q)`, the matched object's class for a matched query and the no-object
    class K − 1 for every other; the matched queries' masks and their objects' masks.
 3. `loss_cls`, weight 2: cross-entropy over `(B·Q, K)` with class weights 1 for each class and
@@ -18,6 +20,7 @@ names them `d0.loss_cls`, ..., `d8.loss_dice` and the last `loss_cls`, `loss_mas
 """
 from __future__ import annotations
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -77,26 +80,56 @@ class Mask2FormerCriterion(nn.Module):
         self.matcher = HungarianMatcher(num_points, cls_weight, mask_weight, dice_weight)
         self.tap = Tap()
 
-    def get_targets(self, cls_pred, mask_pred, targets, index=None):
-        """Match every image. Returns `labels (B, Q)`, `batch_index`, `query_index` (N_pos,)
-        and `mask_targets (N_pos, H, W)`: the matched queries and their objects' masks."""
-        B, Q = cls_pred.shape[:2]
-        labels = cls_pred.new_full((B, Q), self.num_classes, dtype=torch.long)      # (B, Q) all no-object
-        batch_index, query_index, mask_targets = [], [], []
-        for b, target in enumerate(targets):
-            q, g = self.matcher(cls_pred[b].detach(), mask_pred[b].detach(),
-                                target["labels"], target["masks"], index=b)         # (N_gt,), (N_gt,)
-            labels[b, q] = target["labels"][g]
-            batch_index.append(torch.full_like(q, b))
-            query_index.append(q)
-            mask_targets.append(target["masks"][g])                                 # (N_gt, H, W)
-        labels = self.tap(labels, "labels", "B Q", index=index)
-        return labels, torch.cat(batch_index), torch.cat(query_index), torch.cat(mask_targets)
+    def match(self, cls_pred_list, mask_pred_list, targets):
+        """Match every image for every prediction, with one device → CPU transfer in all.
 
-    def loss_single(self, cls_pred, mask_pred, targets, index=None):
-        """One prediction: `cls_pred (B, Q, K)`, `mask_pred (B, Q, Hm, Wm)` → 3 scalar losses."""
+        Returns one tuple per prediction: `labels (B, Q)`, `batch_index`, `query_index` (N_pos,)
+        and `mask_targets (N_pos, H, W)`: the matched queries and their objects' masks, image
+        after image (N_pos = N_all, every object is matched).
+        """
+        B, Q = cls_pred_list[0].shape[:2]
+        device = cls_pred_list[0].device
+        counts = [t["labels"].shape[0] for t in targets]                            # N_gt per image
+        gt_labels = torch.cat([t["labels"] for t in targets])                       # (N_all,)
+        gt_masks = torch.cat([t["masks"] for t in targets])                         # (N_all, H, W)
+        gt_image = torch.repeat_interleave(torch.arange(B), torch.tensor(counts)).to(device)  # (N_all,)
+        if gt_labels.shape[0] == 0:                                                 # no object at all
+            costs = torch.zeros(len(cls_pred_list), Q, 0)
+        else:
+            costs = torch.stack([self.matcher.batch_cost(cls_pred.detach(), mask_pred.detach(), gt_labels,
+                                                         gt_masks, gt_image, index=i)
+                                 for i, (cls_pred, mask_pred) in enumerate(zip(cls_pred_list, mask_pred_list))])
+            costs = costs.float().cpu()                                             # (10, Q, N_all): the one sync
+        starts = np.cumsum([0] + counts)                                            # image b: columns starts[b]..starts[b+1]
+        results = []
+        for i, cost in enumerate(costs):
+            batch_index, query_index, gt_index = [], [], []
+            for b in range(B):
+                if counts[b] == 0:
+                    continue
+                q, g = self.matcher.assign(cost[:, starts[b]:starts[b + 1]], index=b)  # (N_gt,), (N_gt,)
+                batch_index.append(np.full_like(q, b))
+                query_index.append(q)
+                gt_index.append(g + starts[b])                                      # index into N_all
+            indices = torch.as_tensor(np.stack([np.concatenate(batch_index), np.concatenate(query_index),
+                                                np.concatenate(gt_index)]) if batch_index
+                                      else np.zeros((3, 0)), dtype=torch.long).to(device)  # (3, N_pos)
+            batch_index, query_index, gt_index = indices
+            labels = cls_pred_list[i].new_full((B, Q), self.num_classes, dtype=torch.long)  # (B, Q) all no-object
+            labels[batch_index, query_index] = gt_labels[gt_index]
+            labels = self.tap(labels, "labels", "B Q", index=i)
+            results.append((labels, batch_index, query_index, gt_masks[gt_index]))   # ..., (N_pos, H, W)
+        return results
+
+    def get_targets(self, cls_pred, mask_pred, targets, index=None):
+        """`match` for one prediction: `labels (B, Q)`, `batch_index`, `query_index` (N_pos,) and
+        `mask_targets (N_pos, H, W)`."""
+        return self.match([cls_pred], [mask_pred], targets)[0]
+
+    def loss_single(self, cls_pred, mask_pred, matched, index=None):
+        """One prediction: `cls_pred (B, Q, K)`, `mask_pred (B, Q, Hm, Wm)` and its `match` → 3 scalar losses."""
         tap = self.tap
-        labels, batch_index, query_index, mask_targets = self.get_targets(cls_pred, mask_pred, targets, index)
+        labels, batch_index, query_index, mask_targets = matched
         loss_cls = self.cls_weight * cross_entropy_loss(cls_pred, labels, self.class_weight)
 
         N_pos = mask_targets.shape[0]
@@ -126,8 +159,9 @@ class Mask2FormerCriterion(nn.Module):
     def forward(self, cls_pred_list, mask_pred_list, targets) -> dict[str, torch.Tensor]:
         losses = {}
         num_predictions = len(cls_pred_list)
+        matched = self.match(cls_pred_list, mask_pred_list, targets)               # all matching first
         for i, (cls_pred, mask_pred) in enumerate(zip(cls_pred_list, mask_pred_list)):
-            loss_cls, loss_mask, loss_dice = self.loss_single(cls_pred, mask_pred, targets, index=i)
+            loss_cls, loss_mask, loss_dice = self.loss_single(cls_pred, mask_pred, matched[i], index=i)
             prefix = "" if i == num_predictions - 1 else f"d{i}."
             losses[prefix + "loss_cls"] = loss_cls
             losses[prefix + "loss_mask"] = loss_mask

@@ -141,6 +141,8 @@ def train(args) -> dict:
                 history[key].append(round(losses[key].item(), 4))
             bar.set_postfix(loss=f"{loss.item():.2f}")
         steps_done = step + 1
+        if steps_done in (5, 25, 100):  # the step time, early, so a log shows it (first steps include warm-up)
+            tqdm.write(f"step {steps_done}: {(time.time() - start) / steps_done:.3f} s/step so far")
         out_of_time = bool(args.max_seconds) and time.time() - start > args.max_seconds
         if steps_done % args.val_every == 0 or steps_done == args.steps or out_of_time:
             metrics = evaluate(model, val_data, device=device)

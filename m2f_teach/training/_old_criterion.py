@@ -1,0 +1,140 @@
+"""The losses of Mask2Former (mmdet's `Mask2FormerHead.loss`), over all ten predictions.
+
+For each prediction i (before the first decoder layer and after each of the nine):
+
+1. Match: per image, `HungarianMatcher` pairs N_gt queries with the N_gt objects.
+2. Targets: `labels (B, Q)`, the matched object's class for a matched query and the no-object
+   class K − 1 for every other; the matched queries' masks and their objects' masks.
+3. `loss_cls`, weight 2: cross-entropy over `(B·Q, K)` with class weights 1 for each class and
+   0.1 for no-object, averaged by the sum of the weights of the targets.
+4. Points: for each matched mask, `P_s` points, 3/4 of them where it is least certain
+   (`get_uncertain_point_coords_with_randomness`, oversample ratio 3, importance ratio 0.75).
+5. `loss_mask`, weight 5: binary cross-entropy on those points, summed and divided by
+   N_pos · P_s (N_pos = objects in the batch).
+6. `loss_dice`, weight 5: 1 − naive Dice (eps 1) per mask, summed and divided by N_pos.
+
+Deep supervision: the total is the sum of the three losses over all ten predictions; mmdet
+names them `d0.loss_cls`, ..., `d8.loss_dice` and the last `loss_cls`, `loss_mask`, `loss_dice`.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..tap import Tap
+from ._old_matcher import HungarianMatcher
+from .point_sample import get_uncertain_point_coords_with_randomness, point_sample
+
+
+def num_points_for(image_size) -> int:
+    """mmdet's 12544 points (112²) at 1024×1024, scaled by the image area: 196 at 128×128."""
+    H, W = image_size
+    return max(1, round(12544 * H * W / 1024**2))
+
+
+def cross_entropy_loss(cls_pred: torch.Tensor, labels: torch.Tensor, class_weight: torch.Tensor) -> torch.Tensor:
+    """`cls_pred (B, Q, K)`, `labels (B, Q)`, `class_weight (K,)` → weighted mean CE (scalar)."""
+    cls_pred = cls_pred.flatten(0, 1)                                          # (B·Q, K)
+    labels = labels.flatten()                                                  # (B·Q,)
+    loss = F.cross_entropy(cls_pred, labels, weight=class_weight, reduction="sum")
+    return loss / class_weight[labels].sum()
+
+
+def dice_loss(mask_point_logits: torch.Tensor, point_targets: torch.Tensor, avg_factor: float,
+              eps: float = 1.0) -> torch.Tensor:
+    """`(N_pos, P_s)` logits and 0/1 targets → Σ_masks (1 − naive Dice) / avg_factor."""
+    probs = mask_point_logits.sigmoid()                                        # (N_pos, P_s)
+    numerator = 2 * (probs * point_targets).sum(1)                             # (N_pos,)
+    denominator = probs.sum(1) + point_targets.sum(1)                          # (N_pos,)
+    return (1 - (numerator + eps) / (denominator + eps)).sum() / avg_factor
+
+
+def mask_bce_loss(mask_point_logits: torch.Tensor, point_targets: torch.Tensor, avg_factor: float) -> torch.Tensor:
+    """`(N_pos, P_s)` logits and 0/1 targets → Σ BCE / avg_factor (avg_factor = N_pos · P_s)."""
+    loss = F.binary_cross_entropy_with_logits(mask_point_logits, point_targets, reduction="sum")
+    return loss / avg_factor
+
+
+class Mask2FormerCriterion(nn.Module):
+    """`(cls_pred_list, mask_pred_list, targets)` → dict of 3 losses × 10 predictions.
+
+    * `cls_pred_list`: 10 × `(B, Q, K)` logits; `mask_pred_list`: 10 × `(B, Q, Hm, Wm)` logits.
+    * `targets`: B dicts with `labels (N_gt,)` int64 and `masks (N_gt, H, W)` bool.
+    * `num_points`: P_s, for matching and for the mask losses (`num_points_for(image_size)`).
+    """
+
+    def __init__(self, num_classes: int, num_points: int, oversample_ratio: float = 3.0,
+                 importance_sample_ratio: float = 0.75, no_object_weight: float = 0.1,
+                 cls_weight: float = 2.0, mask_weight: float = 5.0, dice_weight: float = 5.0):
+        super().__init__()
+        self.num_classes = num_classes                                         # K − 1; label K − 1 = no object
+        self.num_points = num_points
+        self.oversample_ratio = oversample_ratio
+        self.importance_sample_ratio = importance_sample_ratio
+        self.cls_weight, self.mask_weight, self.dice_weight = cls_weight, mask_weight, dice_weight
+        self.register_buffer("class_weight", torch.tensor([1.0] * num_classes + [no_object_weight]))  # (K,)
+        self.matcher = HungarianMatcher(num_points, cls_weight, mask_weight, dice_weight)
+        self.tap = Tap()
+
+    def get_targets(self, cls_pred, mask_pred, targets, index=None):
+        """Match every image. Returns `labels (B, Q)`, `batch_index`, `query_index` (N_pos,)
+        and `mask_targets (N_pos, H, W)`: the matched queries and their objects' masks."""
+        B, Q = cls_pred.shape[:2]
+        labels = cls_pred.new_full((B, Q), self.num_classes, dtype=torch.long)      # (B, Q) all no-object
+        batch_index, query_index, mask_targets = [], [], []
+        for b, target in enumerate(targets):
+            q, g = self.matcher(cls_pred[b].detach(), mask_pred[b].detach(),
+                                target["labels"], target["masks"], index=b)         # (N_gt,), (N_gt,)
+            labels[b, q] = target["labels"][g]
+            batch_index.append(torch.full_like(q, b))
+            query_index.append(q)
+            mask_targets.append(target["masks"][g])                                 # (N_gt, H, W)
+        labels = self.tap(labels, "labels", "B Q", index=index)
+        return labels, torch.cat(batch_index), torch.cat(query_index), torch.cat(mask_targets)
+
+    def loss_single(self, cls_pred, mask_pred, targets, index=None):
+        """One prediction: `cls_pred (B, Q, K)`, `mask_pred (B, Q, Hm, Wm)` → 3 scalar losses."""
+        tap = self.tap
+        labels, batch_index, query_index, mask_targets = self.get_targets(cls_pred, mask_pred, targets, index)
+        loss_cls = self.cls_weight * cross_entropy_loss(cls_pred, labels, self.class_weight)
+
+        N_pos = mask_targets.shape[0]
+        num_total_masks = max(N_pos, 1)
+        if N_pos == 0:  # no object in the batch: keep the graph, add nothing
+            zero = mask_pred.sum() * 0
+            return loss_cls, zero, zero
+        sizes = dict(N_pos=N_pos, P_s=self.num_points)
+        mask_pred = mask_pred[batch_index, query_index]                             # (N_pos, Hm, Wm)
+        mask_pred = tap(mask_pred, "matched_mask_pred", "N_pos Hm Wm", index=index, sizes=sizes)
+        with torch.no_grad():
+            point_coords = get_uncertain_point_coords_with_randomness(
+                mask_pred.unsqueeze(1), self.num_points, self.oversample_ratio,
+                self.importance_sample_ratio)                                       # (N_pos, P_s, 2)
+            point_coords = tap(point_coords, "point_coords", "N_pos P_s 2", index=index, sizes=sizes)
+            mask_point_targets = point_sample(mask_targets.unsqueeze(1).float(),
+                                              point_coords).squeeze(1)              # (N_pos, P_s)
+        mask_point_preds = point_sample(mask_pred.unsqueeze(1), point_coords).squeeze(1)  # (N_pos, P_s)
+        mask_point_preds = tap(mask_point_preds, "mask_point_preds", "N_pos P_s", index=index, sizes=sizes)
+        mask_point_targets = tap(mask_point_targets, "mask_point_targets", "N_pos P_s", index=index, sizes=sizes)
+
+        loss_dice = self.dice_weight * dice_loss(mask_point_preds, mask_point_targets, num_total_masks)
+        loss_mask = self.mask_weight * mask_bce_loss(mask_point_preds, mask_point_targets,
+                                                     num_total_masks * self.num_points)
+        return loss_cls, loss_mask, loss_dice
+
+    def forward(self, cls_pred_list, mask_pred_list, targets) -> dict[str, torch.Tensor]:
+        losses = {}
+        num_predictions = len(cls_pred_list)
+        for i, (cls_pred, mask_pred) in enumerate(zip(cls_pred_list, mask_pred_list)):
+            loss_cls, loss_mask, loss_dice = self.loss_single(cls_pred, mask_pred, targets, index=i)
+            prefix = "" if i == num_predictions - 1 else f"d{i}."
+            losses[prefix + "loss_cls"] = loss_cls
+            losses[prefix + "loss_mask"] = loss_mask
+            losses[prefix + "loss_dice"] = loss_dice
+        return losses
+
+
+def total_loss(losses: dict[str, torch.Tensor]) -> torch.Tensor:
+    """The sum that is back-propagated: every loss of every prediction."""
+    return sum(losses.values())
