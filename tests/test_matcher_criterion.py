@@ -3,6 +3,7 @@ import itertools
 import math
 
 import pytest
+from scipy.optimize import linear_sum_assignment
 import torch
 
 from m2f_teach.training.criterion import (Mask2FormerCriterion, cross_entropy_loss, dice_loss,
@@ -177,3 +178,38 @@ def test_criterion_shapes_appear_in_a_trace():
     assert t.shape("matcher.cost_matrix.1") == (Q, 1)
     assert t.shape("point_coords.1") == (4, 196, 2)                    # prediction 1: N_pos × P_s × 2
     assert "N_pos P_s 2" in str(t.table())
+
+
+def test_batched_costs_equal_the_per_image_costs():
+    """`batch_cost` on B images draws `(B, P_s, 2)` points, on CPU the same stream as B
+    draws of `(1, P_s, 2)`; image b's block of columns is then the per-image matrix, and the
+    criterion's one-transfer matching gives the per-image matcher's pairs."""
+    torch.manual_seed(0)
+    B, Q, K = 3, 6, 4
+    cls_pred = torch.randn(B, Q, K)
+    mask_pred = torch.randn(B, Q, 8, 8) * 3                            # (B, Q, Hm, Wm)
+    counts = [2, 0, 3]
+    targets = [dict(labels=torch.randint(0, K - 1, (n,)), masks=torch.rand(n, 32, 32) > 0.5) for n in counts]
+    matcher = HungarianMatcher(num_points=40)
+    gt_labels = torch.cat([t["labels"] for t in targets])              # (N_all,)
+    gt_masks = torch.cat([t["masks"] for t in targets])                # (N_all, H, W)
+    gt_image = torch.tensor([0, 0, 2, 2, 2])
+    torch.manual_seed(1)
+    batched = matcher.batch_cost(cls_pred, mask_pred, gt_labels, gt_masks, gt_image)  # (Q, N_all)
+    assert batched.shape == (Q, 5)
+    torch.manual_seed(1)
+    per_image = [matcher.cost_matrix(cls_pred[b], mask_pred[b], targets[b]["labels"], targets[b]["masks"])
+                 for b in range(B)]                                    # image 1 draws its points too
+    assert torch.allclose(batched[:, :2], per_image[0], atol=1e-6)
+    assert torch.allclose(batched[:, 2:], per_image[2], atol=1e-6)
+
+    criterion = Mask2FormerCriterion(num_classes=K - 1, num_points=40)
+    torch.manual_seed(1)
+    labels, batch_index, query_index, mask_targets = criterion.get_targets(cls_pred, mask_pred, targets)
+    assert batch_index.tolist() == [0, 0, 2, 2, 2]
+    for b, start in [(0, 0), (2, 2)]:
+        q, g = linear_sum_assignment(per_image[b].numpy())
+        assert query_index[batch_index == b].tolist() == q.tolist()
+        assert torch.equal(mask_targets[start:start + counts[b]], targets[b]["masks"][g])
+        assert labels[b, q].tolist() == targets[b]["labels"][g].tolist()
+    assert (labels[1] == K - 1).all()                                  # image without objects: all no-object

@@ -42,7 +42,7 @@ def add_parser(subparsers):
 
 
 def add_arguments(parser):
-    parser.add_argument("--steps", type=int, default=1192, help="optimizer steps (default 1192)")
+    parser.add_argument("--steps", type=int, default=2376, help="optimizer steps (default 2376)")
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--weight-decay", type=float, default=0.05)
@@ -56,7 +56,7 @@ def add_arguments(parser):
                              "are the same for any number")
     parser.add_argument("--max-seconds", type=float, default=0,
                         help="stop early and save once training has taken this long (0 = never)")
-    parser.add_argument("--val-every", type=int, default=298)
+    parser.add_argument("--val-every", type=int, default=594)
     parser.add_argument("--val-images", type=int, default=32)
     parser.add_argument("--test-images", type=int, default=100, help="held-out images scored at the end")
     parser.add_argument("--log-every", type=int, default=10)
