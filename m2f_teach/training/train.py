@@ -60,6 +60,9 @@ def add_arguments(parser):
     parser.add_argument("--val-images", type=int, default=32)
     parser.add_argument("--test-images", type=int, default=100, help="held-out images scored at the end")
     parser.add_argument("--log-every", type=int, default=10)
+    parser.add_argument("--init", default=None,
+                        help="start from these weights (a .safetensors this command wrote) instead "
+                             "of a random init: to train on where a run stopped")
     parser.add_argument("--out", default="artifacts/shapes_small.safetensors",
                         help="checkpoint path; the json and the loss plot go beside it")
     parser.add_argument("--no-progress", action="store_true", help="no tqdm bar")
@@ -102,7 +105,11 @@ def train(args) -> dict:
         torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
     config = shapes_config()
-    model = Mask2Former(config).to(device).train()
+    model = Mask2Former(config)
+    if args.init:
+        from safetensors.torch import load_file
+        model.load_state_dict(load_file(args.init))       # every key must fit
+    model = model.to(device).train()
     criterion = Mask2FormerCriterion(config.num_classes, num_points_for(config.image_size)).to(device)
     optimizer = torch.optim.AdamW(param_groups(model, args.weight_decay), lr=args.lr, eps=1e-8)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_factor(s, args.steps, args.warmup))
