@@ -52,3 +52,18 @@ def test_max_seconds_stops_early_and_still_saves(tmp_path):
     info = train(args_for(tmp_path, "early", steps=30, test_images=1, max_seconds=1e-9))
     assert info["steps_done"] == 1 and info["history"]["val"][-1]["step"] == 1
     assert (tmp_path / "early.safetensors").exists()
+
+
+def test_init_continues_from_a_checkpoint(tmp_path):
+    """`--init` starts from saved weights: one step at lr 0 writes the parameters back unchanged
+    (BatchNorm's running statistics move, since training updates them), and the held-out scores
+    are the checkpoint's, far above a random start."""
+    from m2f_teach.pretrained import _weights_file
+    torch.set_num_threads(2)
+    shipped = str(_weights_file(".safetensors"))
+    info = train(args_for(tmp_path, "cont", steps=1, lr=0.0, test_images=4, init=shipped))
+    before, after = load_file(shipped), load_file(str(tmp_path / "cont.safetensors"))
+    assert before.keys() == after.keys()
+    buffers = ("running_mean", "running_var", "num_batches_tracked")
+    assert all(torch.equal(before[k], after[k]) for k in before if not k.endswith(buffers))
+    assert info["test"]["miou"] > 0.6
