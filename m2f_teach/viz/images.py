@@ -11,8 +11,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-IMAGE_MEAN = (123.675, 116.28, 103.53)
-IMAGE_STD = (58.395, 57.12, 57.375)
+from ..data.shapes import IMAGE_MEAN, IMAGE_STD, denormalize, normalize  # noqa: F401 (re-exported)
 
 
 def sample_photo(size: tuple[int, int] = (256, 256)) -> np.ndarray:
@@ -43,21 +42,13 @@ def shapes_image(index: int = 0, size: tuple[int, int] = (128, 128), seed: int |
 
 def normalise(image: np.ndarray) -> torch.Tensor:
     """`(H, W, 3)` uint8 (or `(B, H, W, 3)`) → `(B, 3, H, W)` float, mmdet's normalisation."""
-    x = torch.from_numpy(np.ascontiguousarray(image)).float()
-    if x.dim() == 3:
-        x = x[None]
-    x = x.permute(0, 3, 1, 2)                                   # (B, 3, H, W)
-    mean = torch.tensor(IMAGE_MEAN).view(1, 3, 1, 1)
-    std = torch.tensor(IMAGE_STD).view(1, 3, 1, 1)
-    return (x - mean) / std
+    images = image if image.ndim == 4 else image[None]
+    return torch.stack([normalize(np.ascontiguousarray(x)) for x in images])   # (B, 3, H, W)
 
 
 def denormalise(images: torch.Tensor) -> np.ndarray:
     """`(B, 3, H, W)` or `(3, H, W)` normalised → `(B, H, W, 3)` / `(H, W, 3)` uint8."""
-    mean = torch.tensor(IMAGE_MEAN).view(3, 1, 1)
-    std = torch.tensor(IMAGE_STD).view(3, 1, 1)
-    x = (images.detach().float().cpu() * std + mean).clamp(0, 255).round().to(torch.uint8)
-    return x.movedim(-3, -1).numpy()
+    return denormalize(images.float())
 
 
 def image_of(trace, batch: int = 0) -> np.ndarray | None:
