@@ -47,3 +47,14 @@ def test_readme_commands_exist_and_ci_runs_them():
     assert "make lab" in readme and "make test" in readme
     assert re.search(r"^lab: setup$", makefile, re.M) and re.search(r"^test: setup$", makefile, re.M)
     assert "make test" in (ROOT / ".ci" / "run").read_text()
+
+
+def test_notebooks_store_no_run_times():
+    """Stored notebooks differ only where their outputs do: no execution timestamps in the
+    cells' metadata (`make notebooks` runs with record_timing off), every cell has an id."""
+    import json
+    for path in sorted((ROOT / "notebooks").glob("*.ipynb")):
+        cells = json.loads(path.read_text())["cells"]
+        assert all("id" in cell for cell in cells), path.name
+        timed = [i for i, cell in enumerate(cells) if "execution" in cell.get("metadata", {})]
+        assert not timed, f"{path.name}: cells {timed} store execution times; rerun with `make notebooks`"

@@ -1,10 +1,9 @@
 """The shipped checkpoint: it loads, and its held-out scores are what the README reports.
 
-Issue 5's targets are mask mIoU ≥ 0.8 and class accuracy ≥ 0.9 of matched instances. The
-shipped checkpoint (two GPU stages: the train defaults stopped after 2264 of 2376 steps, then 1500
-more steps from those weights; see the README) meets the first and reaches about 0.82 class
-accuracy on 100 held-out images, so the class test asserts what it measures, with a margin, not
-the target.
+The targets are mask mIoU ≥ 0.8 and class accuracy ≥ 0.9 of matched instances on held-out
+images. The shipped checkpoint (four GPU stages, see the README) scores 0.946 and 0.952 on the
+100 held-out images used here (0.942 and 0.938 on 500); the earlier stages' weights (class
+accuracy 0.73, 0.82, 0.92) are what the margins were set against.
 
 The issue also claimed that with random weights most attention-mask rows are all blocked and
 that training drops that to near zero. Measured, it is the other way round: with random weights
@@ -21,7 +20,7 @@ from m2f_teach.evaluate import evaluate
 from m2f_teach.model import Mask2Former
 from m2f_teach.pretrained import TEST_SEED, checkpoint_info, class_names, load_pretrained, shapes_config
 
-HELD_OUT = 24  # images of the test seed, never seen in training (seed 0) or validation
+HELD_OUT = 100  # images of the test seed, never seen in training (seeds 0–3) or validation (4 s on CPU)
 
 
 @pytest.fixture(scope="module")
@@ -54,20 +53,27 @@ def test_structure_is_the_seeds():
 
 
 def test_mask_miou_of_matched_instances(trained_metrics, random_metrics):
-    # measured: 0.91 (24 images), 0.92 (100 images); random weights 0.06
+    # measured: 0.946 (100 images); random weights 0.065
     assert trained_metrics["miou"] >= 0.8
     assert random_metrics["miou"] < 0.3
 
 
-def test_class_accuracy_as_measured(trained_metrics, random_metrics):
-    # measured: 0.82 (24 images), 0.82 (100 images), random weights 0.28; the target 0.9 is not met
-    # (the stage-1 checkpoint before it: 0.77 and 0.73, which this test rejects)
-    assert trained_metrics["class_acc"] >= 0.78
-    assert trained_metrics["class_acc"] >= random_metrics["class_acc"] + 0.45
+def test_class_accuracy_meets_the_target(trained_metrics, random_metrics):
+    # measured: 0.952 (236 of 248 objects), random weights 0.242; stage 2's weights (0.823) and
+    # stage 3's (0.919) would fail the second line
+    assert trained_metrics["class_acc"] >= 0.9            # the target
+    assert trained_metrics["class_acc"] >= 0.93           # what was measured, less a margin
+    assert trained_metrics["class_acc"] >= random_metrics["class_acc"] + 0.6
+
+
+def test_matched_queries_are_reported_as_objects(trained_metrics):
+    # measured: 0.843 of objects have a matched query whose best class is not no-object and
+    # whose mask has IoU ≥ 0.5 (stage 2's weights: 0.512)
+    assert trained_metrics["detected"] >= 0.75
 
 
 def test_training_raises_the_all_blocked_fraction(trained_metrics, random_metrics):
-    # measured over all queries: random 0.02, trained 0.38 (unmatched queries learn empty masks)
+    # measured over all queries: random 0.025, trained 0.29 (unmatched queries learn empty masks)
     assert random_metrics["all_blocked_fraction"] < 0.1
     assert trained_metrics["all_blocked_fraction"] > 0.2
     assert trained_metrics["all_blocked_fraction"] > 3 * random_metrics["all_blocked_fraction"]
@@ -75,11 +81,13 @@ def test_training_raises_the_all_blocked_fraction(trained_metrics, random_metric
 
 def test_matched_queries_attend_inside_their_masks(trained_metrics):
     # per decoder layer, the queries matched to objects: layers 0, 3, 6 attend to level 0 (4×4)
-    # and are all blocked for 0.20..0.37 of their rows; the other layers 0..0.08, the last two
-    # 0.03 and 0.02 (24 images)
+    # and are all blocked for 0.43, 0.24, 0.23 of their rows; the other layers 0..0.024, the
+    # last one 0 (100 images)
     matched = trained_metrics["all_blocked_matched_per_layer"]
     assert len(matched) == shapes_config().num_decoder_layers
-    assert max(matched[-2:]) <= 0.1
+    other_levels = [m for i, m in enumerate(matched) if i % shapes_config().num_levels != 0]
+    assert max(other_levels) <= 0.06
+    assert matched[-1] <= 0.02
     assert trained_metrics["all_blocked_matched"] < 0.25
     assert trained_metrics["all_blocked_matched"] < 0.5 * trained_metrics["all_blocked_fraction"]
 
@@ -87,5 +95,53 @@ def test_matched_queries_attend_inside_their_masks(trained_metrics):
 def test_reported_scores_match_a_fresh_evaluation(trained_metrics):
     reported = checkpoint_info()["test"]
     assert reported["seed"] == TEST_SEED
-    assert abs(reported["miou"] - trained_metrics["miou"]) < 0.08
-    assert abs(reported["class_acc"] - trained_metrics["class_acc"]) < 0.12
+    # the same 100 images: CPU and GPU (where the json's scores were taken) agree to rounding
+    assert reported["images"] == HELD_OUT
+    for key in ("miou", "class_acc", "detected"):
+        assert abs(reported[key] - trained_metrics[key]) < 0.01, key
+
+
+def _joined(text):
+    """Shell commands with their backslash-newline continuations joined."""
+    return " ".join(text.replace("\\\n", " ").split())
+
+
+def test_readme_and_makefile_give_the_commands_that_trained_it():
+    from pathlib import Path
+    root = Path(__file__).resolve().parents[1]
+    info = checkpoint_info()
+    readme, makefile = _joined((root / "README.md").read_text()), (root / "Makefile").read_text()
+    assert len(info["stages"]) == len(info["readme_commands"]) == 4
+    for stage, command in zip(info["stages"], info["readme_commands"]):
+        assert stage["command"] == command
+        assert command in readme, command
+        assert command.replace("python -m", "$(BIN)/python -m") in makefile, command
+        # the command as run differs only in where it wrote, workers, progress and time limit
+        ran = stage["command_run"]
+        for flag in ("--init", "--seed", "--batch-size", "--steps", "--lr"):
+            assert _flag(ran, flag) == _flag(command, flag), (stage["stage"], flag)
+        assert stage["steps_done"] == int(_flag(command, "--stop-after") or _flag(command, "--steps"))
+    # the README's table of stages is the json's
+    for stage in info["stages"]:
+        t = stage["test"]
+        assert f"{t['miou']:.3f} | {t['class_acc']:.3f} | {t['detected']:.3f} |" in readme, stage["stage"]
+
+
+def _flag(command, flag):
+    words = command.split()
+    return words[words.index(flag) + 1] if flag in words else None
+
+
+def test_stage_histories_plot_as_one_curve():
+    import matplotlib.pyplot as plt
+    from m2f_teach.training.train import plot_stages
+    stages = checkpoint_info()["stages"]
+    for stage in stages:
+        assert stage["history"]["val"][-1]["step"] == stage["steps_done"]      # scored where it stopped
+    figure = plot_stages(stages)
+    total = sum(s["steps_done"] * s["batch_size"] for s in stages) / 1000    # thousands of images
+    loss_lines = [line for line in figure.axes[0].get_lines() if line.get_linestyle() == "-"]
+    assert len(loss_lines) == len(stages)
+    last_x = max(max(line.get_xdata()) for line in loss_lines)
+    assert 0.98 * total <= last_x <= total
+    plt.close(figure)

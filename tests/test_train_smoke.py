@@ -67,3 +67,26 @@ def test_init_continues_from_a_checkpoint(tmp_path):
     buffers = ("running_mean", "running_var", "num_batches_tracked")
     assert all(torch.equal(before[k], after[k]) for k in before if not k.endswith(buffers))
     assert info["test"]["miou"] > 0.6
+
+
+def test_stop_after_keeps_the_schedule_of_steps(tmp_path):
+    """`--stop-after 3` of `--steps 6` makes the same first three updates as the full run, not
+    those of a 3-step run, whose last update already has the ×0.1 drops."""
+    torch.set_num_threads(2)
+    common = dict(test_images=1, warmup=1, lr=1e-3)
+    stopped = train(args_for(tmp_path, "stopped", steps=6, stop_after=3, **common))
+    short = train(args_for(tmp_path, "short", steps=3, **common))
+    assert stopped["steps_done"] == 3 and stopped["history"]["val"][-1]["step"] == 3
+    assert stopped["history"]["loss"] == short["history"]["loss"]       # same batches, same first updates
+    ws, wr = load_file(str(tmp_path / "stopped.safetensors")), load_file(str(tmp_path / "short.safetensors"))
+    assert not all(torch.equal(ws[k], wr[k]) for k in ws)               # the third update's lr differs
+
+
+def test_bad_arguments_are_named(tmp_path):
+    import pytest
+    with pytest.raises(ValueError, match=r"--stop-after 7: expected 0 \(never\) to --steps 6"):
+        train(args_for(tmp_path, "bad", steps=6, stop_after=7))
+    with pytest.raises(ValueError, match="--batch-size 0"):
+        train(args_for(tmp_path, "bad", batch_size=0))
+    with pytest.raises(FileNotFoundError, match="--init nowhere.safetensors"):
+        train(args_for(tmp_path, "bad", init="nowhere.safetensors"))

@@ -9,6 +9,11 @@ settings: weight decay 0.05, none on embeddings and norms; gradients clipped to 
 held-out scores on validation images are computed. The end writes the safetensors checkpoint,
 a json with the config, command, time, loss history and scores, and a loss plot.
 
+Longer training in pieces: `--init` starts from a checkpoint this command wrote (fresh optimizer
+and schedule; give a new `--seed` for fresh data), `--max-seconds` stops on a time limit, and
+`--stop-after N` stops after N steps while the schedule still follows `--steps`, which repeats a
+time-limited run on any machine. `make weights` chains the four runs of the shipped checkpoint.
+
 Seeded: the same command on the same device and torch version gives the same weights on CPU.
 """
 from __future__ import annotations
@@ -56,6 +61,9 @@ def add_arguments(parser):
                              "are the same for any number")
     parser.add_argument("--max-seconds", type=float, default=0,
                         help="stop early and save once training has taken this long (0 = never)")
+    parser.add_argument("--stop-after", type=int, default=0,
+                        help="stop and save after this many steps; the learning-rate schedule still "
+                             "follows --steps (repeats a run that --max-seconds stopped; 0 = never)")
     parser.add_argument("--val-every", type=int, default=594)
     parser.add_argument("--val-images", type=int, default=32)
     parser.add_argument("--test-images", type=int, default=100, help="held-out images scored at the end")
@@ -98,8 +106,20 @@ def pick_device(name):
     return torch.device(name)
 
 
+def check_arguments(args):
+    """Clear errors for values the loop cannot use, before anything is built."""
+    for name in ("steps", "batch_size", "val_every", "val_images", "test_images", "log_every"):
+        if getattr(args, name) < 1:
+            raise ValueError(f"--{name.replace('_', '-')} {getattr(args, name)}: expected a positive integer")
+    if not 0 <= args.stop_after <= args.steps:
+        raise ValueError(f"--stop-after {args.stop_after}: expected 0 (never) to --steps {args.steps}")
+    if args.init and not Path(args.init).is_file():
+        raise FileNotFoundError(f"--init {args.init}: no such file (a .safetensors written by train)")
+
+
 def train(args) -> dict:
     """Train, write the checkpoint, json and plot; return the json's contents."""
+    check_arguments(args)
     device = pick_device(args.device)
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -151,12 +171,14 @@ def train(args) -> dict:
         if steps_done in (5, 25, 100):  # the step time, early, so a log shows it (first steps include warm-up)
             tqdm.write(f"step {steps_done}: {(time.time() - start) / steps_done:.3f} s/step so far")
         out_of_time = bool(args.max_seconds) and time.time() - start > args.max_seconds
-        if steps_done % args.val_every == 0 or steps_done == args.steps or out_of_time:
+        stop_early = out_of_time or steps_done == args.stop_after
+        if steps_done % args.val_every == 0 or steps_done == args.steps or stop_early:
             metrics = evaluate(model, val_data, device=device)
             history["val"].append(dict(step=steps_done, **rounded(metrics)))
             tqdm.write(f"step {steps_done}: loss {loss.item():.2f}, val {format_metrics(metrics)}")
-        if out_of_time:
-            tqdm.write(f"stopped after {steps_done} of {args.steps} steps: --max-seconds {args.max_seconds}")
+        if stop_early:
+            reason = f"--max-seconds {args.max_seconds}" if out_of_time else f"--stop-after {args.stop_after}"
+            tqdm.write(f"stopped after {steps_done} of {args.steps} steps: {reason}")
             break
     train_seconds = time.time() - start
 
@@ -217,6 +239,38 @@ def plot_history(history):
     right.set_xlabel("step")
     right.set_title("validation")
     right.legend(fontsize=8)
+    figure.tight_layout()
+    return figure
+
+
+def plot_stages(stages):
+    """Runs chained with `--init` (the checkpoint json's `stages`) as one curve: the total loss and
+    the validation scores against the training images seen, a dashed line where a stage starts."""
+    import matplotlib.pyplot as plt
+
+    figure, (left, right) = plt.subplots(1, 2, figsize=(10, 3.5))
+    seen = 0                                                        # images before this stage
+    for stage in stages:
+        history, batch = stage["history"], stage["batch_size"]
+        x = [(seen + step * batch) / 1000 for step in history["step"]]
+        left.plot(x, history["loss"], color="C0", linewidth=0.8)
+        val_x = [(seen + v["step"] * batch) / 1000 for v in history["val"]]
+        right.plot(val_x, [v["miou"] for v in history["val"]], "o-", color="C0")
+        right.plot(val_x, [v["class_acc"] for v in history["val"]], "o-", color="C1")
+        for axes in (left, right):
+            axes.axvline(seen / 1000, color="gray", linestyle="--", linewidth=0.8)
+        left.annotate(f"{stage['stage']}", (seen / 1000, 1), xycoords=("data", "axes fraction"),
+                      xytext=(3, -12), textcoords="offset points", color="gray")
+        seen += stage["steps_done"] * batch
+    left.set_yscale("log")
+    left.set_xlabel("training images seen (thousands)")
+    left.set_title("training loss (10 predictions), stages 1–%d" % len(stages))
+    right.plot([], [], "o-", color="C0", label="mask mIoU")
+    right.plot([], [], "o-", color="C1", label="class accuracy")
+    right.set_ylim(0, 1)
+    right.set_xlabel("training images seen (thousands)")
+    right.set_title("validation")
+    right.legend(fontsize=8, loc="lower right")
     figure.tight_layout()
     return figure
 
