@@ -14,6 +14,10 @@ Hungarian algorithm on mask IoU.
   `all_blocked_matched`: the same over the queries matched to objects only.
 * `all_blocked_per_layer`, `all_blocked_matched_per_layer`: the same two, one value per decoder
   layer (N_dec each; layer i reads the mask of prediction i).
+
+`sampling_near_edges` asks where the encoder's deformable attention looks: of the attention
+weight that queries inside an object give to sampling points inside the image, the fraction on
+points near an object's edge, per encoder layer.
 """
 from __future__ import annotations
 
@@ -121,3 +125,67 @@ def iou_ceiling(dataset, mask_size) -> float:
         back = F.interpolate(small, masks.shape[-2:], mode="bilinear", align_corners=False) > 0.5
         ious.append(mask_iou(back[0], masks[0] > 0.5).diagonal())
     return float(torch.cat(ious).mean())
+
+
+def edge_distance(masks: torch.Tensor):
+    """`(N_gt, H, W)` bool visible masks → `(H, W)` float distance in pixels from each pixel to the
+    nearest edge pixel (one with a 4-neighbour that shows another object or the background, so an
+    edge is two pixels wide: one on each side), and `(H, W)` bool: the pixel shows an object."""
+    from scipy.ndimage import distance_transform_edt
+
+    H, W = masks.shape[-2:]
+    ids = torch.zeros(H, W, dtype=torch.long)                                   # 0 = background
+    for k, mask in enumerate(masks.cpu()):
+        ids[mask] = k + 1
+    edge = torch.zeros(H, W, dtype=torch.bool)
+    across = ids[:, 1:] != ids[:, :-1]                                          # (H, W − 1)
+    edge[:, :-1] |= across
+    edge[:, 1:] |= across
+    down = ids[1:, :] != ids[:-1, :]                                            # (H − 1, W)
+    edge[:-1, :] |= down
+    edge[1:, :] |= down
+    distance = torch.from_numpy(distance_transform_edt((~edge).numpy())).float()  # (H, W)
+    return distance, ids > 0
+
+
+@torch.no_grad()
+def sampling_near_edges(model, dataset, within: float = 4.0) -> list[float]:
+    """Per encoder layer, over `dataset` (items as `ShapesDataset`, one image at a time): of the
+    attention weight that queries whose reference point lies inside an object give to sampling
+    points inside the image, the fraction on points at most `within` pixels from an object edge.
+
+    Points outside the image read zeros (grid_sample's padding) and are left out. A point is
+    looked up at the image pixel that contains it.
+    """
+    from .trace import trace
+
+    pd = "panoptic_head.pixel_decoder."
+    layers = range(model.config.num_encoder_layers)
+    keep = [pd + "reference_points"] + [pd + f"encoder.layers.{l}.self_attn.{n}" for l in layers
+                                        for n in ("sampling_locations", "attention_weights")]
+    near, total = torch.zeros(len(layers)), torch.zeros(len(layers))
+    was_training = model.training
+    model.eval()
+    try:
+        for i in range(len(dataset)):
+            item = dataset[i]
+            H, W = item["image"].shape[-2:]
+            t = trace(model, item["image"][None], keep=keep)
+            distance, inside = edge_distance(item["masks"])                      # (H, W), (H, W)
+            reference = t.value(pd + "reference_points")[0, :, 0]               # (S, 2) as (x, y) in [0, 1]
+            rx = (reference[:, 0] * W).long().clamp(0, W - 1)
+            ry = (reference[:, 1] * H).long().clamp(0, H - 1)
+            queries = inside[ry, rx]                                             # (S,) query on an object
+            for l in layers:
+                attn = pd + f"encoder.layers.{l}.self_attn."
+                locations = t.value(attn + "sampling_locations")[0][queries]     # (S_in, nH, L, P, 2)
+                weights = t.value(attn + "attention_weights")[0][queries]        # (S_in, nH, L·P)
+                in_image = ((locations >= 0) & (locations < 1)).all(-1).flatten(2)  # (S_in, nH, L·P)
+                x = (locations[..., 0] * W).long().clamp(0, W - 1).flatten(2)   # (S_in, nH, L·P)
+                y = (locations[..., 1] * H).long().clamp(0, H - 1).flatten(2)
+                weights = weights * in_image
+                near[l] += (weights * (distance[y, x] <= within)).sum()
+                total[l] += weights.sum()
+    finally:
+        model.train(was_training)
+    return (near / total.clamp(min=1e-12)).tolist()

@@ -145,3 +145,29 @@ def test_stage_histories_plot_as_one_curve():
     last_x = max(max(line.get_xdata()) for line in loss_lines)
     assert 0.98 * total <= last_x <= total
     plt.close(figure)
+
+
+def test_edge_distance_of_a_square():
+    from m2f_teach.evaluate import edge_distance
+    masks = torch.zeros(1, 9, 9, dtype=torch.bool)
+    masks[0, 2:7, 2:7] = True
+    distance, inside = edge_distance(masks)
+    assert distance[2, 4] == 0 and distance[1, 4] == 0       # an edge is a pixel on each side
+    assert distance[4, 4] == 2                                # the centre: 2 px in from the border
+    assert torch.isclose(distance[0, 0], torch.tensor(5 ** 0.5))
+    assert int(inside.sum()) == 25 and inside[4, 4] and not inside[1, 4]
+
+
+def test_trained_sampling_points_gather_near_edges():
+    """Queries inside objects put more of their attention near object edges once trained."""
+    from m2f_teach.evaluate import sampling_near_edges
+    # measured, 8 held-out images: trained 0.40 0.43 0.48 0.50 0.49 0.45 (encoder layers 0–5);
+    # random init 0.31 in every layer (the initial ring with uniform weights, the same in each
+    # layer); 0.17 of the image lies within 4 px of an edge
+    held_out = ShapesDataset(8, seed=TEST_SEED)
+    torch.manual_seed(0)
+    random_init = sampling_near_edges(Mask2Former(shapes_config()), held_out)
+    trained = sampling_near_edges(load_pretrained(), held_out)
+    assert len(trained) == shapes_config().num_encoder_layers
+    assert max(random_init) - min(random_init) < 1e-6
+    assert min(trained) > random_init[0] + 0.06
