@@ -232,15 +232,23 @@ def plot_history(history):
     left.set_xlabel("step")
     left.set_title("training loss")
     left.legend(fontsize=8)
-    steps = [v["step"] for v in history["val"]]
-    right.plot(steps, [v["miou"] for v in history["val"]], "o-", label="mask mIoU")
-    right.plot(steps, [v["class_acc"] for v in history["val"]], "o-", label="class accuracy")
-    right.set_ylim(0, 1)
-    right.set_xlabel("step")
-    right.set_title("validation")
-    right.legend(fontsize=8)
+    plot_validation(right, [v["step"] for v in history["val"]], history["val"])
+    finish_validation(right, "step")
     figure.tight_layout()
     return figure
+
+
+def plot_validation(axes, x, val, label=True):
+    """Validation mIoU and class accuracy (`history["val"]` entries) at positions `x`."""
+    axes.plot(x, [v["miou"] for v in val], "o-", color="C0", label="mask mIoU" if label else None)
+    axes.plot(x, [v["class_acc"] for v in val], "o-", color="C1", label="class accuracy" if label else None)
+
+
+def finish_validation(axes, xlabel):
+    axes.set_ylim(0, 1)
+    axes.set_xlabel(xlabel)
+    axes.set_title("validation")
+    axes.legend(fontsize=8, loc="lower right")
 
 
 def plot_stages(stages):
@@ -255,8 +263,7 @@ def plot_stages(stages):
         x = [(seen + step * batch) / 1000 for step in history["step"]]
         left.plot(x, history["loss"], color="C0", linewidth=0.8)
         val_x = [(seen + v["step"] * batch) / 1000 for v in history["val"]]
-        right.plot(val_x, [v["miou"] for v in history["val"]], "o-", color="C0")
-        right.plot(val_x, [v["class_acc"] for v in history["val"]], "o-", color="C1")
+        plot_validation(right, val_x, history["val"], label=stage is stages[0])
         for axes in (left, right):
             axes.axvline(seen / 1000, color="gray", linestyle="--", linewidth=0.8)
         left.annotate(f"{stage['stage']}", (seen / 1000, 1), xycoords=("data", "axes fraction"),
@@ -264,13 +271,8 @@ def plot_stages(stages):
         seen += stage["steps_done"] * batch
     left.set_yscale("log")
     left.set_xlabel("training images seen (thousands)")
-    left.set_title("training loss (10 predictions), stages 1–%d" % len(stages))
-    right.plot([], [], "o-", color="C0", label="mask mIoU")
-    right.plot([], [], "o-", color="C1", label="class accuracy")
-    right.set_ylim(0, 1)
-    right.set_xlabel("training images seen (thousands)")
-    right.set_title("validation")
-    right.legend(fontsize=8, loc="lower right")
+    left.set_title(f"training loss (10 predictions), stages 1–{len(stages)}")
+    finish_validation(right, "training images seen (thousands)")
     figure.tight_layout()
     return figure
 
