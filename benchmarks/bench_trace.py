@@ -42,7 +42,7 @@ def main():
     args = parser.parse_args()
 
     from m2f_teach import M2FConfig, Mask2Former
-    from m2f_teach.trace import trace, trace_shapes
+    from m2f_teach.tracing import trace, trace_shapes
 
     config = M2FConfig.preset(args.preset)
     start = time.perf_counter()

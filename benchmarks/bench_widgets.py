@@ -17,7 +17,7 @@ import time
 import torch
 
 from m2f_teach import M2FConfig, Mask2Former, viz
-from m2f_teach.trace import trace
+from m2f_teach.tracing import trace
 
 
 def moves(explorer, name, values, repeats):
@@ -37,7 +37,8 @@ def main():
     torch.manual_seed(0)
     seed_256 = M2FConfig.seed(batch_size=1, image_size=(256, 256))
     photo_trace = trace(Mask2Former(seed_256).eval(), viz.normalise(viz.sample_photo((256, 256))), keep=["*"])
-    model, weights = viz.load_model(verbose=False)
+    from m2f_teach.pretrained import load_model
+    model, weights = load_model(verbose=False)
     sample = viz.shapes_image(0, model.config.image_size)
     shapes_trace = trace(model, viz.normalise(sample["image"]), keep=["*"])
     pd = "panoptic_head.pixel_decoder."

@@ -16,7 +16,7 @@ import importlib
 import sys
 import typing
 
-from .config import PRESETS, M2FConfig
+from .model.config import PRESETS, M2FConfig
 
 FORMATS = ("md", "html", "csv", "json", "latex")
 SUBCOMMAND_MODULES = ("m2f_teach.convert.cli", "m2f_teach.training.train", "m2f_teach.lab")
@@ -57,7 +57,7 @@ def _write(text: str, output: str | None):
 
 
 def run_table(args):
-    from .trace import trace_shapes
+    from .tracing import trace_shapes
     config = config_from_args(args)
     collapse = args.collapse if args.collapse is not None else args.format not in ("csv", "json")
     table = trace_shapes(config, record_modules=args.modules).table(collapse=collapse,
@@ -66,7 +66,7 @@ def run_table(args):
 
 
 def run_summary(args):
-    from .summary import model_summary
+    from .tracing.summary import model_summary
     _write(model_summary(config_from_args(args), depth=args.depth), args.output)
 
 

@@ -36,8 +36,8 @@ def run_lab(args) -> int:
         cmd = ["jupyter", "lab", str(notebooks)]
         print("starting:", " ".join(cmd), file=sys.stderr)
         return subprocess.call(cmd)
-    from .config import M2FConfig
-    from .trace import trace_shapes
+    from .model.config import M2FConfig
+    from .tracing import trace_shapes
     sys.stdout.write(trace_shapes(M2FConfig.seed()).table().to_markdown())
     print(f"\nNo web browser here. To read the notebooks from a browser on another machine:\n"
           f"  jupyter lab --no-browser --ip 127.0.0.1 {notebooks.name}/\n"

@@ -3,11 +3,15 @@
     model = load_pretrained()              # eval mode, CPU
     cls_pred_list, mask_pred_list = model(images)   # images (B, 3, 128, 128), normalised
 
-`shapes_config()` is the preset it was trained at: the seed's structure (3 levels, 8 heads,
+`M2FConfig.shapes()` is the preset it was trained at: the seed's structure (3 levels, 8 heads,
 4 points, 6 encoder + 9 decoder layers) at `M2FConfig.small()`'s width, 128×128 images,
 20 queries, the 5 shape classes (K = 6), and BatchNorm trained (not frozen) since it starts
-from scratch. `weights/shapes_small.json` holds the command that trained it, its time and its
-held-out scores.
+from scratch; its data seeds are `m2f_teach.data.TRAIN_SEED`, `VAL_SEED` and `TEST_SEED`.
+`weights/shapes_small.json` holds the command that trained it, its time and its held-out scores.
+
+Notebooks pick their model with one call, `load_model()`: the shipped checkpoint when it is
+installed, else random weights with the same configuration (`load_model(pretrained=False)`
+forces those).
 """
 from __future__ import annotations
 
@@ -16,19 +20,10 @@ from importlib import resources
 
 import torch
 
-from .config import M2FConfig
 from .data.shapes import CLASS_NAMES
-from .model import Mask2Former
+from .model import M2FConfig, Mask2Former
 
 WEIGHTS_NAME = "shapes_small"
-TRAIN_SEED, VAL_SEED, TEST_SEED = 0, 10_000, 20_000   # data seeds: training, validation, held-out test
-
-
-def shapes_config(**changes) -> M2FConfig:
-    """The preset of the shipped checkpoint (see the module docstring)."""
-    base = dict(num_classes=len(CLASS_NAMES), frozen_backbone_norm=False)
-    base.update(changes)
-    return M2FConfig.small(**base)
 
 
 def class_names() -> tuple[str, ...]:
@@ -55,14 +50,44 @@ def _missing_message(suffix):
 
 
 def load_pretrained(device="cpu") -> Mask2Former:
-    """`Mask2Former(shapes_config())` with the shipped weights, in eval mode on `device`."""
+    """`Mask2Former(M2FConfig.shapes())` with the shipped weights, in eval mode on `device`."""
     from safetensors.torch import load_file
 
     path = _weights_file(".safetensors")
     if not path.is_file():
         raise FileNotFoundError(_missing_message(".safetensors"))
-    model = Mask2Former(shapes_config())
+    model = Mask2Former(M2FConfig.shapes())
     with resources.as_file(path) as file:
         state_dict = load_file(str(file), device=str(device))
     model.load_state_dict(state_dict)
     return model.to(device).eval()
+
+
+def load_model(pretrained: bool = True, config: M2FConfig | None = None, seed: int = 0,
+               verbose: bool = True):
+    """`(model, weights)`: the eval-mode model and `"pretrained"` or `"random"`.
+
+    * `pretrained`: try `load_pretrained()` first.
+    * `config`: the configuration of the random model (default: the checkpoint's,
+      `M2FConfig.shapes(batch_size=1)`).
+    * `seed`: `torch.manual_seed` for the random initialisation.
+    """
+    if pretrained and config is None:
+        try:
+            model = load_pretrained()
+            if verbose:
+                print("Weights: the shipped checkpoint (trained on synthetic shapes).")
+            return model, "pretrained"
+        except FileNotFoundError as error:
+            if verbose:
+                print(f"Weights: RANDOM. No trained checkpoint is installed yet ({type(error).__name__}); "
+                      f"the model below has the checkpoint's configuration and random weights.")
+    elif verbose:
+        print("Weights: RANDOM (asked for).")
+    return random_model(config if config is not None else M2FConfig.shapes(batch_size=1), seed), "random"
+
+
+def random_model(config: M2FConfig | None = None, seed: int = 0) -> Mask2Former:
+    """A random-init eval-mode model (default `M2FConfig.small(batch_size=1)`), seeded."""
+    torch.manual_seed(seed)
+    return Mask2Former(config if config is not None else M2FConfig.small(batch_size=1)).eval()

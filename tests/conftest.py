@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from m2f_teach import M2FConfig, Mask2Former
-from m2f_teach.trace import trace_shapes
+from m2f_teach.tracing import trace_shapes
 
 
 @pytest.fixture(scope="session")

@@ -2,7 +2,7 @@
 import pytest
 import torch
 
-from m2f_teach.deformable_attention import (multi_scale_deformable_attn,
+from m2f_teach.model.deformable_attention import (multi_scale_deformable_attn,
                                             multi_scale_deformable_attn_loop)
 
 

@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from m2f_teach import M2FConfig, Mask2Former
-from m2f_teach.trace import trace_shapes
+from m2f_teach.tracing import trace_shapes
 
 
 @pytest.mark.parametrize("changes,message", [
@@ -21,7 +21,7 @@ def test_bad_config(changes, message):
 
 
 def test_unknown_preset():
-    with pytest.raises(ValueError, match=r"unknown preset 'big'; expected one of \['seed', 'small'\]"):
+    with pytest.raises(ValueError, match=r"unknown preset 'big'; expected one of \['seed', 'shapes', 'small'\]"):
         M2FConfig.preset("big")
 
 

@@ -164,8 +164,8 @@ def test_num_points_scales_mmdet_12544_by_area():
 
 
 def test_criterion_shapes_appear_in_a_trace():
-    from m2f_teach.config import M2FConfig
-    from m2f_teach.trace import trace
+    from m2f_teach.model.config import M2FConfig
+    from m2f_teach.tracing import trace
     torch.manual_seed(0)
     config = M2FConfig.small(num_classes=2, num_queries=5)
     B, Q, K = 2, 5, 3

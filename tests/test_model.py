@@ -4,9 +4,9 @@ import math
 import torch
 
 from m2f_teach import M2FConfig, Mask2Former
-from m2f_teach.positional_encoding import SinePositionalEncoding
-from m2f_teach.reference_points import normalised_reference_points
-from m2f_teach.trace import trace, trace_shapes
+from m2f_teach.model.positional_encoding import SinePositionalEncoding
+from m2f_teach.model.reference_points import normalised_reference_points
+from m2f_teach.tracing import trace, trace_shapes
 
 
 def test_small_forward(small_model, small_images, small_config):
@@ -72,7 +72,7 @@ def test_sine_encoding_values():
 
 
 def test_deformable_initialisation():
-    from m2f_teach.deformable_attention import MultiScaleDeformableAttention
+    from m2f_teach.model.deformable_attention import MultiScaleDeformableAttention
     attn = MultiScaleDeformableAttention(256, 8, 3, 4)
     bias = attn.sampling_offsets.bias.view(8, 3, 4, 2)
     assert torch.count_nonzero(attn.sampling_offsets.weight) == 0

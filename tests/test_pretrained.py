@@ -15,10 +15,10 @@ small object can fall between the 16 points that the bilinear resize reads.
 import pytest
 import torch
 
-from m2f_teach.data import ShapesDataset
-from m2f_teach.evaluate import evaluate
-from m2f_teach.model import Mask2Former
-from m2f_teach.pretrained import TEST_SEED, checkpoint_info, class_names, load_pretrained, shapes_config
+from m2f_teach import M2FConfig, Mask2Former
+from m2f_teach.data import TEST_SEED, ShapesDataset
+from m2f_teach.training.evaluate import evaluate
+from m2f_teach.pretrained import checkpoint_info, class_names, load_pretrained
 
 HELD_OUT = 100  # images of the test seed, never seen in training (seeds 0–3) or validation (4 s on CPU)
 
@@ -32,13 +32,13 @@ def trained_metrics():
 @pytest.fixture(scope="module")
 def random_metrics():
     torch.manual_seed(0)
-    return evaluate(Mask2Former(shapes_config()), ShapesDataset(HELD_OUT, seed=TEST_SEED))
+    return evaluate(Mask2Former(M2FConfig.shapes()), ShapesDataset(HELD_OUT, seed=TEST_SEED))
 
 
 def test_checkpoint_loads_in_eval_mode_and_is_small():
     model = load_pretrained()
     assert not model.training
-    assert model.config == shapes_config()
+    assert model.config == M2FConfig.shapes()
     info = checkpoint_info()
     assert info["config"]["num_classes"] == len(class_names()) == 5
     from importlib import resources
@@ -47,7 +47,7 @@ def test_checkpoint_loads_in_eval_mode_and_is_small():
 
 
 def test_structure_is_the_seeds():
-    config = shapes_config()
+    config = M2FConfig.shapes()
     assert (config.num_levels, config.num_heads, config.num_points) == (3, 8, 4)
     assert (config.num_encoder_layers, config.num_decoder_layers) == (6, 9)
 
@@ -84,8 +84,8 @@ def test_matched_queries_attend_inside_their_masks(trained_metrics):
     # and are all blocked for 0.43, 0.24, 0.23 of their rows; the other layers 0..0.024, the
     # last one 0 (100 images)
     matched = trained_metrics["all_blocked_matched_per_layer"]
-    assert len(matched) == shapes_config().num_decoder_layers
-    other_levels = [m for i, m in enumerate(matched) if i % shapes_config().num_levels != 0]
+    assert len(matched) == M2FConfig.shapes().num_decoder_layers
+    other_levels = [m for i, m in enumerate(matched) if i % M2FConfig.shapes().num_levels != 0]
     assert max(other_levels) <= 0.06
     assert matched[-1] <= 0.02
     assert trained_metrics["all_blocked_matched"] < 0.25
@@ -134,7 +134,7 @@ def _flag(command, flag):
 
 def test_stage_histories_plot_as_one_curve():
     import matplotlib.pyplot as plt
-    from m2f_teach.training.train import plot_stages
+    from m2f_teach.viz.training import plot_stages
     stages = checkpoint_info()["stages"]
     for stage in stages:
         assert stage["history"]["val"][-1]["step"] == stage["steps_done"]      # scored where it stopped
@@ -148,7 +148,7 @@ def test_stage_histories_plot_as_one_curve():
 
 
 def test_edge_distance_of_a_square():
-    from m2f_teach.evaluate import edge_distance
+    from m2f_teach.training.evaluate import edge_distance
     masks = torch.zeros(1, 9, 9, dtype=torch.bool)
     masks[0, 2:7, 2:7] = True
     distance, inside = edge_distance(masks)
@@ -160,14 +160,14 @@ def test_edge_distance_of_a_square():
 
 def test_trained_sampling_points_gather_near_edges():
     """Queries inside objects put more of their attention near object edges once trained."""
-    from m2f_teach.evaluate import sampling_near_edges
+    from m2f_teach.training.evaluate import sampling_near_edges
     # measured, 8 held-out images: trained 0.40 0.43 0.48 0.50 0.49 0.45 (encoder layers 0–5);
     # random init 0.31 in every layer (the initial ring with uniform weights, the same in each
     # layer); 0.17 of the image lies within 4 px of an edge
     held_out = ShapesDataset(8, seed=TEST_SEED)
     torch.manual_seed(0)
-    random_init = sampling_near_edges(Mask2Former(shapes_config()), held_out)
+    random_init = sampling_near_edges(Mask2Former(M2FConfig.shapes()), held_out)
     trained = sampling_near_edges(load_pretrained(), held_out)
-    assert len(trained) == shapes_config().num_encoder_layers
+    assert len(trained) == M2FConfig.shapes().num_encoder_layers
     assert max(random_init) - min(random_init) < 1e-6
     assert min(trained) > random_init[0] + 0.06

@@ -84,7 +84,7 @@ def test_seed_config_numbers():
 
 def test_parameter_count_matches_mmdet(seed_trace):
     """mmdetection reports 44.0M parameters for Mask2Former R50."""
-    from m2f_teach.trace import meta_model
+    from m2f_teach.tracing import meta_model
     from m2f_teach import M2FConfig
     n = sum(p.numel() for p in meta_model(M2FConfig.seed()).parameters())
     assert n == 44_023_377

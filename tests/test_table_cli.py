@@ -9,7 +9,7 @@ import pytest
 
 from m2f_teach import M2FConfig
 from m2f_teach.__main__ import main
-from m2f_teach.trace import trace_shapes
+from m2f_teach.tracing import trace_shapes
 
 
 def run_cli(capsys, *argv):

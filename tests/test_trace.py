@@ -5,8 +5,8 @@ import pytest
 import torch
 
 from m2f_teach import M2FConfig, Mask2Former
-from m2f_teach.tap import Tap
-from m2f_teach.trace import SymbolicShapeError, trace, trace_shapes
+from m2f_teach.model.tap import Tap
+from m2f_teach.tracing import SymbolicShapeError, trace, trace_shapes
 
 
 def hook_count(model):

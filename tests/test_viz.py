@@ -5,7 +5,9 @@ import pytest
 import torch
 
 from m2f_teach import M2FConfig, Mask2Former, viz
-from m2f_teach.trace import trace, trace_shapes
+from m2f_teach.model.deformable_attention import check_core_against_loop
+from m2f_teach.pretrained import load_model
+from m2f_teach.tracing import trace, trace_shapes
 
 CONFIG = M2FConfig.small(batch_size=1, image_size=(64, 64), num_queries=6)
 
@@ -134,7 +136,7 @@ def test_core_against_loop():
     value = torch.randn(1, S, 2, 4)
     locations = torch.rand(1, S, 2, 2, 3, 2) * 1.2 - 0.1
     weights = torch.rand(1, S, 2, 2, 3).softmax(-1)
-    assert viz.check_core_against_loop(value, shapes, locations, weights, [0, 7, S - 1])["allclose"]
+    assert check_core_against_loop(value, shapes, locations, weights, [0, 7, S - 1])["allclose"]
 
 
 def test_attention_mask_explorer(viz_trace, model):
@@ -180,7 +182,7 @@ def test_missing_values_say_what_to_keep(model):
 
 
 def test_load_model_random_fallback():
-    model, weights = viz.load_model(pretrained=False, verbose=False)
+    model, weights = load_model(pretrained=False, verbose=False)
     assert weights == "random" and not model.training
-    model, weights = viz.load_model(verbose=False)     # pretrained when installed, else random
+    model, weights = load_model(verbose=False)     # pretrained when installed, else random
     assert weights in ("pretrained", "random")

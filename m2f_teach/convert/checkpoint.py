@@ -18,7 +18,7 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file, safe_open, save_file
 
-from ..config import M2FConfig
+from ..model.config import M2FConfig
 from ..model import Mask2Former
 from .hf_backbone import HFBackbone
 from .strict import ConversionError, load_strict

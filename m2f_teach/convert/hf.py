@@ -35,7 +35,7 @@ import re
 
 import torch
 
-from ..config import M2FConfig
+from ..model.config import M2FConfig
 from ..model import Mask2Former
 from .hf_backbone import HFBackbone
 from .strict import ConversionError, key_report, load_strict

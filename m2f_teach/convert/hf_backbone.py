@@ -14,7 +14,7 @@ import json
 import torch
 from torch import nn
 
-from ..tap import Tap
+from ..model.tap import Tap
 
 
 class HFBackbone(nn.Module):

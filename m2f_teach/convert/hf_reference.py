@@ -1,7 +1,7 @@
 """HF transformers' Mask2Former as a reference: its intermediates under our trace names.
 
 Used by the equivalence tests, the benchmark and notebook 08. `hf_stages(hf_model, images)`
-runs HF's model once and returns a dict keyed like `m2f_teach.trace` names:
+runs HF's model once and returns a dict keyed like `m2f_teach.tracing` names:
 
 | name                                                   | shape         | where HF has it                       |
 |--------------------------------------------------------|---------------|---------------------------------------|
@@ -104,8 +104,8 @@ def hf_stages(hf_model, images: torch.Tensor) -> dict[str, torch.Tensor]:
 
 
 def our_stages(model, images: torch.Tensor) -> dict[str, torch.Tensor]:
-    """Our model's values of the same names, through `m2f_teach.trace`."""
-    from ..trace import trace
+    """Our model's values of the same names, through `m2f_teach.tracing`."""
+    from ..tracing.trace import trace
     t = trace(model, images, keep=STAGE_PATTERNS, record_modules=False)
     return {name: t.value(name) for name in t.names() if _kept(name)}
 

@@ -26,7 +26,7 @@ import re
 
 import torch
 
-from ..config import M2FConfig
+from ..model.config import M2FConfig
 from ..model import Mask2Former
 from .strict import ConversionError, load_strict
 

@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..tap import Tap
+from ..model.tap import Tap
 from .matcher import HungarianMatcher
 from .point_sample import get_uncertain_point_coords_with_randomness, point_sample
 

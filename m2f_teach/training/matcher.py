@@ -28,7 +28,7 @@ import torch.nn.functional as F
 from scipy.optimize import linear_sum_assignment
 from torch import nn
 
-from ..tap import Tap
+from ..model.tap import Tap
 from .point_sample import point_sample
 
 

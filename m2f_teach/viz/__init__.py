@@ -5,26 +5,28 @@ run per move); every picture a widget shows can also be drawn by a plain functio
 what the tests call.
 """
 from .decoder import attention_mask_data, attention_mask_explorer, blocked_rows, plot_attention_mask
-from .deformable import (check_core_against_loop, deformable_explorer, plot_initial_ring,
-                         plot_sampling_points, query_index, sampling_points)
+from .deformable import (deformable_explorer, plot_initial_ring, plot_sampling_points, query_index,
+                         sampling_points)
 from .diagram import architecture_diagram
 from .explorer import DPI, Explorer, new_figure
 from .features import feature_browser, plot_feature_channel, plot_feature_levels
 from .glossary import glossary, glossary_text
 from .images import denormalise, normalise, sample_photo, shapes_image
-from .models import load_model, random_model, weights_note
+from .notes import weights_note
 from .positional import plot_positional_channel, plot_positional_channels, positional_browser
 from .predictions import (instance_predictions, plot_deep_supervision, plot_instances,
                           prediction_explorer)
 from .reference_points import plot_reference_grid, reference_browser
+from .training import plot_history, plot_stages
 
 __all__ = [
     "DPI", "Explorer", "new_figure", "architecture_diagram", "glossary", "glossary_text",
-    "sample_photo", "shapes_image", "normalise", "denormalise", "load_model", "random_model",
-    "weights_note", "plot_feature_levels", "plot_feature_channel", "feature_browser",
+    "sample_photo", "shapes_image", "normalise", "denormalise", "weights_note",
+    "plot_feature_levels", "plot_feature_channel", "feature_browser",
     "plot_positional_channels", "plot_positional_channel", "positional_browser",
     "plot_reference_grid", "reference_browser", "plot_initial_ring", "sampling_points",
-    "query_index", "plot_sampling_points", "deformable_explorer", "check_core_against_loop",
+    "query_index", "plot_sampling_points", "deformable_explorer",
     "attention_mask_data", "blocked_rows", "plot_attention_mask", "attention_mask_explorer",
     "instance_predictions", "plot_instances", "plot_deep_supervision", "prediction_explorer",
+    "plot_history", "plot_stages",
 ]

@@ -168,17 +168,3 @@ def deformable_explorer(trace, batch: int = 0) -> Explorer:
 
     return Explorer(build_sampling_points(trace, batch), controls, figsize=(3.0 * len(shapes), 3.4),
                     title="deformable sampling", on_change=on_change)
-
-
-def check_core_against_loop(value: torch.Tensor, spatial_shapes, sampling_locations: torch.Tensor,
-                            attention_weights: torch.Tensor, queries) -> dict:
-    """Run the vectorised core and the naive loop on a few queries; the largest difference."""
-    from ..deformable_attention import multi_scale_deformable_attn, multi_scale_deformable_attn_loop
-    value = value.detach()
-    locations = sampling_locations[:, queries].detach()
-    weights = attention_weights[:, queries].detach()
-    with torch.no_grad():
-        fast = multi_scale_deformable_attn(value, spatial_shapes, locations, weights)
-        slow = multi_scale_deformable_attn_loop(value, spatial_shapes, locations, weights)
-    return dict(shape=tuple(fast.shape), max_abs_diff=float((fast - slow).abs().max()),
-                allclose=bool(torch.allclose(fast, slow, atol=1e-5)))

@@ -35,7 +35,7 @@ def shapes_image(index: int = 0, size: tuple[int, int] = (128, 128), seed: int |
     """One synthetic-shapes sample (`m2f_teach.data.shapes`), from the held-out test seed."""
     from ..data.shapes import draw_sample
     if seed is None:
-        from ..pretrained import TEST_SEED
+        from ..data.shapes import TEST_SEED
         seed = TEST_SEED
     return draw_sample(index, seed, tuple(size))
 

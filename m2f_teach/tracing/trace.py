@@ -1,6 +1,6 @@
 """Tracing: run a forward pass and record every named tensor and every module call.
 
-    from m2f_teach.trace import trace, trace_shapes
+    from m2f_teach.tracing import trace, trace_shapes
     t = trace(model, images, keep=["*.sampling_locations", "panoptic_head.attn_mask.*"])
     t.names()                                   # named tensors, in call order
     t.shape("panoptic_head.pixel_decoder.encoder_inputs")   # (21504, 2, 256) at the seed
@@ -29,8 +29,8 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-from .config import M2FConfig
-from .tap import Tap
+from ..model.config import M2FConfig
+from ..model.tap import Tap
 
 
 class SymbolicShapeError(ValueError):
@@ -177,7 +177,7 @@ class Trace:
 
     # ---- presenting ---------------------------------------------------------------------------
     def table(self, collapse: bool = True, include_modules: bool = False):
-        """The annotated shape table (see `m2f_teach.table`)."""
+        """The annotated shape table (see `m2f_teach.tracing.table`)."""
         from .table import ShapeTable
         return ShapeTable.from_trace(self, collapse=collapse, include_modules=include_modules)
 
@@ -318,31 +318,3 @@ def trace(model: nn.Module, *inputs, keep: str | list[str] | tuple = (), check: 
         except ValueError:
             effective = config
     return Trace(recorder.records, effective, outputs, device)
-
-
-# ---- shape-only tracing on the meta device --------------------------------------------------------
-_META_MODELS: dict[str, nn.Module] = {}
-
-
-def meta_model(config: M2FConfig):
-    """A `Mask2Former` on the `meta` device (no weights in memory), cached per configuration."""
-    from .model import Mask2Former
-    key = repr(config)
-    if key not in _META_MODELS:
-        if len(_META_MODELS) >= 8:
-            _META_MODELS.pop(next(iter(_META_MODELS)))
-        with torch.device("meta"):
-            _META_MODELS[key] = Mask2Former(config).eval()
-    return _META_MODELS[key]
-
-
-def trace_shapes(config: M2FConfig | None = None, keep=(), record_modules: bool = True) -> Trace:
-    """Trace `config` on the `meta` device: every shape, no weights, no arithmetic.
-
-    The seed configuration traces in a fraction of a second once torch's one-time meta set-up
-    (~2 s on the first meta op of a process) is done.
-    """
-    config = config if config is not None else M2FConfig.seed()
-    model = meta_model(config)
-    images = torch.empty((config.batch_size, config.in_channels, *config.image_size), device="meta")
-    return trace(model, images, keep=keep, record_modules=record_modules)

@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 from scipy.optimize import linear_sum_assignment
 
-from .data.shapes import collate
+from ..data.shapes import collate
 
 
 def mask_iou(pred_masks: torch.Tensor, gt_masks: torch.Tensor) -> torch.Tensor:
@@ -157,7 +157,7 @@ def sampling_near_edges(model, dataset, within: float = 4.0) -> list[float]:
     Points outside the image read zeros (grid_sample's padding) and are left out. A point is
     looked up at the image pixel that contains it.
     """
-    from .trace import trace
+    from ..tracing.trace import trace
 
     pd = "panoptic_head.pixel_decoder."
     layers = range(model.config.num_encoder_layers)

@@ -7,11 +7,18 @@ decompositions that spend 0.3–1 ms each building shapes they could read off th
 `ShapeOnlyMode` answers those ops directly: the output shape (broadcast where the op
 broadcasts) and dtype (promoted as torch promotes), in the default contiguous layout.
 It is only ever active around a meta-device trace.
+
+`meta_model(config)` builds (and caches) a weightless model on `meta`; `trace_shapes(config)`
+traces it under this mode: the seed's every shape without a FLOP.
 """
 from __future__ import annotations
 
 import torch
+from torch import nn
 from torch.utils._python_dispatch import TorchDispatchMode
+
+from ..model import M2FConfig, Mask2Former
+from .trace import Trace, trace
 
 aten = torch.ops.aten
 
@@ -94,3 +101,30 @@ class ShapeOnlyMode(TorchDispatchMode):
         if rule is not None and all(a.is_meta for a in args if isinstance(a, torch.Tensor)):
             return rule(*args, **kwargs)
         return func(*args, **kwargs)
+
+
+# ---- shape-only tracing on the meta device --------------------------------------------------------
+_META_MODELS: dict[str, nn.Module] = {}
+
+
+def meta_model(config: M2FConfig):
+    """A `Mask2Former` on the `meta` device (no weights in memory), cached per configuration."""
+    key = repr(config)
+    if key not in _META_MODELS:
+        if len(_META_MODELS) >= 8:
+            _META_MODELS.pop(next(iter(_META_MODELS)))
+        with torch.device("meta"):
+            _META_MODELS[key] = Mask2Former(config).eval()
+    return _META_MODELS[key]
+
+
+def trace_shapes(config: M2FConfig | None = None, keep=(), record_modules: bool = True) -> Trace:
+    """Trace `config` on the `meta` device: every shape, no weights, no arithmetic.
+
+    The seed configuration traces in a fraction of a second once torch's one-time meta set-up
+    (~2 s on the first meta op of a process) is done.
+    """
+    config = config if config is not None else M2FConfig.seed()
+    model = meta_model(config)
+    images = torch.empty((config.batch_size, config.in_channels, *config.image_size), device="meta")
+    return trace(model, images, keep=keep, record_modules=record_modules)

@@ -6,7 +6,7 @@ The model passes every intermediate the seed note talks about through a `Tap`:
 
 The call returns its input unchanged (no copy, no cost); a forward hook on the tap sees the
 tensor, its name, its symbolic shape in the glossary letters, and the level or layer index.
-`m2f_teach.trace` registers those hooks; without them a tap does nothing.
+`m2f_teach.tracing` registers those hooks; without them a tap does nothing.
 """
 from __future__ import annotations
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import torch
 
-from .config import M2FConfig
+from ..model.config import M2FConfig
 
 
 def model_summary(config: M2FConfig | None = None, depth: int = 3) -> str:
@@ -14,7 +14,7 @@ def model_summary(config: M2FConfig | None = None, depth: int = 3) -> str:
     from torchinfo import summary
 
     from .shape_only import ShapeOnlyMode
-    from .trace import meta_model
+    from .shape_only import meta_model
 
     config = config if config is not None else M2FConfig.seed()
     model = meta_model(config)

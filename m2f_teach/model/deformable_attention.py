@@ -150,6 +150,19 @@ def multi_scale_deformable_attn_loop(value, spatial_shapes, sampling_locations, 
     return output.view(B, S_q, nH * D)
 
 
+def check_core_against_loop(value: torch.Tensor, spatial_shapes, sampling_locations: torch.Tensor,
+                            attention_weights: torch.Tensor, queries) -> dict:
+    """Run the vectorised core and the naive loop on a few queries; the largest difference."""
+    value = value.detach()
+    locations = sampling_locations[:, queries].detach()
+    weights = attention_weights[:, queries].detach()
+    with torch.no_grad():
+        fast = multi_scale_deformable_attn(value, spatial_shapes, locations, weights)
+        slow = multi_scale_deformable_attn_loop(value, spatial_shapes, locations, weights)
+    return dict(shape=tuple(fast.shape), max_abs_diff=float((fast - slow).abs().max()),
+                allclose=bool(torch.allclose(fast, slow, atol=1e-5)))
+
+
 class MultiScaleDeformableAttention(nn.Module):
     """mmcv's `MultiScaleDeformableAttention`, sequence-first like the seed.
 

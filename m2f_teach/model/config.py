@@ -153,11 +153,19 @@ class M2FConfig:
         return cls(**base)
 
     @classmethod
+    def shapes(cls, **changes) -> "M2FConfig":
+        """The shipped checkpoint's configuration: `small()` with the 5 synthetic shape classes
+        (K = 6, `m2f_teach.data.CLASS_NAMES`) and BatchNorm trained, since it starts from scratch."""
+        base = dict(num_classes=5, frozen_backbone_norm=False)
+        base.update(changes)
+        return cls.small(**base)
+
+    @classmethod
     def preset(cls, name: str, **changes) -> "M2FConfig":
-        presets = {"seed": cls.seed, "small": cls.small}
+        presets = {"seed": cls.seed, "small": cls.small, "shapes": cls.shapes}
         if name not in presets:
             raise ValueError(f"unknown preset {name!r}; expected one of {sorted(presets)}")
         return presets[name](**changes)
 
 
-PRESETS = ("seed", "small")
+PRESETS = ("seed", "small", "shapes")
