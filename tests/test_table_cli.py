@@ -21,7 +21,7 @@ def test_markdown_table_rows(seed_trace):
     md = seed_trace.table().to_markdown()
     assert md.startswith("**Mask2Former shapes at B=2, H×W=1024×1024, C=256, nH=8, L=3, P=4, Q=100, K=81, S=21504**")
     assert ("| 3.4 deformable attention | `panoptic_head.pixel_decoder.encoder.layers.{0–5}.self_attn.sampling_offsets ×6`"
-            " | B S nH L P 2 | (2, 21504, 8, 3, 4, 2) |") in md
+            " | B S_q nH L P 2 | (2, 21504, 8, 3, 4, 2) |") in md
     assert "S = 32·32 + 64·64 + 128·128 = 21504" in md
     assert "nH·L·P·2 = 8·3·4·2" in md
     assert "L·P = 3·4 = 12" in md

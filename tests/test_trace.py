@@ -32,7 +32,7 @@ def test_module_calls_recorded(seed_trace):
     linear = [r for r in seed_trace.calls if r.module.endswith("layers.2.self_attn.sampling_offsets")]
     assert len(linear) == 1 and linear[0].shape == (2, 21504, 192) and linear[0].module_type == "Linear"
     # a module called several times gets #n suffixes
-    assert "panoptic_head.pixel_decoder.postional_encoding#2" in seed_trace.names("module")
+    assert "panoptic_head.pixel_decoder.positional_encoding#2" in seed_trace.names("module")
 
 
 def test_keep_values_and_shape_only(small_model, small_images):

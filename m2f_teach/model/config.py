@@ -94,6 +94,7 @@ class M2FConfig:
         H, W = self.image_size
         Hm, Wm = self.mask_size
         return dict(B=self.batch_size, H=H, W=W, C=self.feat_channels, S=self.num_tokens,
+                    S_q=self.num_tokens,  # query tokens of deformable attention: S in the encoder
                     nH=self.num_heads, L=self.num_levels, P=self.num_points, D=self.head_dim,
                     Q=self.num_queries, K=self.num_classes + 1, Hm=Hm, Wm=Wm,
                     F_e=self.encoder_ffn_channels, F_d=self.decoder_ffn_channels,

@@ -25,9 +25,21 @@ from torch import nn
 from .tap import Tap
 
 
+def get_level_start_index(spatial_shapes: list[tuple[int, int]]) -> list[int]:
+    """Where each level starts among the S tokens: `[0, H_0·W_0, H_0·W_0 + H_1·W_1, ...]`.
+
+    The levels' geometry has one form in the model: `spatial_shapes` as `[(H_l, W_l)] * L` ints
+    and this `level_start_index`, computed once by the pixel decoder and passed down.
+    """
+    starts = [0]
+    for h, w in spatial_shapes[:-1]:
+        starts.append(starts[-1] + h * w)
+    return starts
+
+
 def multi_scale_deformable_attn(value: torch.Tensor, spatial_shapes: list[tuple[int, int]],
-                                sampling_locations: torch.Tensor,
-                                attention_weights: torch.Tensor) -> torch.Tensor:
+                                sampling_locations: torch.Tensor, attention_weights: torch.Tensor,
+                                level_start_index: list[int] | None = None) -> torch.Tensor:
     """The core as one weighted gather: a bilinear sample is a weighted sum of 4 neighbours.
 
     A sampling point reads the 4 pixels around it with the weights `grid_sample` uses
@@ -40,10 +52,13 @@ def multi_scale_deformable_attn(value: torch.Tensor, spatial_shapes: list[tuple[
     * `spatial_shapes`: `[(H_l, W_l)] * L`, low to high resolution
     * `sampling_locations`: `(B, S_q, nH, L, P, 2)`, (x, y) in [0, 1]
     * `attention_weights`: `(B, S_q, nH, L, P)`, summing to 1 over L·P
+    * `level_start_index`: `[start_l] * L` (default: from `spatial_shapes`)
     * returns `(B, S_q, nH·D)`
     """
     B, S, nH, D = value.shape
     _, S_q, _, L, P, _ = sampling_locations.shape
+    if level_start_index is None:
+        level_start_index = get_level_start_index(spatial_shapes)
     device, dtype = value.device, value.dtype
     size = torch.tensor([(w, h) for h, w in spatial_shapes], dtype=dtype, device=device)  # (L, 2): (W_l, H_l)
     W, H = size[:, 0].view(L, 1), size[:, 1].view(L, 1)                        # (L, 1), against (.., L, P)
@@ -51,7 +66,7 @@ def multi_scale_deformable_attn(value: torch.Tensor, spatial_shapes: list[tuple[
     pixel = sampling_locations * size.view(L, 1, 2) - 0.5                      # (B, S_q, nH, L, P, 2)
     top_left = pixel.floor()
     x0, y0 = top_left.unbind(-1)                                               # (B, S_q, nH, L, P) each
-    fx, fy = (pixel - top_left).unbind(-1)                                     # fractions in [0, 1)
+    fx, fy = (pixel - top_left).unbind(-1)                                     # (B, S_q, nH, L, P) each, in [0, 1)
     # per axis, neighbour x0 weighs 1 − fx and x0 + 1 weighs fx; a neighbour outside the map
     # weighs zero (grid_sample's padding_mode="zeros"). The attention weight joins the y factor.
     wx0 = (1 - fx) * ((x0 >= 0) & (x0 <= W - 1))
@@ -65,10 +80,10 @@ def multi_scale_deformable_attn(value: torch.Tensor, spatial_shapes: list[tuple[
     # (b·S + level_start_l + y·W_l + x)·nH + h   (int32 indices: half the memory traffic)
     index = dict(device=device, dtype=torch.int32)
     widths = torch.tensor([w for _, w in spatial_shapes], **index).view(L, 1)  # (L, 1)
-    level_start = torch.tensor([0] + [h * w for h, w in spatial_shapes[:-1]], **index).cumsum(0, dtype=torch.int32)
-    pixel_index = level_start.view(L, 1) + y0.int() * widths + x0.int()        # (B, S_q, nH, L, P)
-    batch_start = (torch.arange(B, **index) * S).view(B, 1, 1, 1, 1)
-    head = torch.arange(nH, **index).view(nH, 1, 1)
+    level_start = torch.tensor(level_start_index, **index).view(L, 1)          # (L, 1)
+    pixel_index = level_start + y0.int() * widths + x0.int()                   # (B, S_q, nH, L, P)
+    batch_start = (torch.arange(B, **index) * S).view(B, 1, 1, 1, 1)          # (B, 1, 1, 1, 1)
+    head = torch.arange(nH, **index).view(nH, 1, 1)                            # (nH, 1, 1)
     rows = (batch_start + pixel_index) * nH + head                             # (B, S_q, nH, L, P)
     corner_step = torch.cat((widths * 0, widths * 0 + 1, widths, widths + 1), dim=-1) * nH  # (L, 4)
     rows = rows.unsqueeze(-1) + corner_step.view(L, 1, 4)                      # (B, S_q, nH, L, P, 4)
@@ -82,8 +97,8 @@ def multi_scale_deformable_attn(value: torch.Tensor, spatial_shapes: list[tuple[
 
 
 def multi_scale_deformable_attn_grid_sample(value: torch.Tensor, spatial_shapes: list[tuple[int, int]],
-                                sampling_locations: torch.Tensor,
-                                attention_weights: torch.Tensor) -> torch.Tensor:
+                                            sampling_locations: torch.Tensor,
+                                            attention_weights: torch.Tensor) -> torch.Tensor:
     """The core as the seed and mmcv's PyTorch path write it: `grid_sample` per level, then the
     weighted sum over L·P. Builds every sample, `(B·nH, D, S_q, L·P)`; slower on CPU than
     `multi_scale_deformable_attn`, which computes the same numbers.
@@ -96,23 +111,22 @@ def multi_scale_deformable_attn_grid_sample(value: torch.Tensor, spatial_shapes:
     """
     B, _, nH, D = value.shape
     _, S_q, _, L, P, _ = sampling_locations.shape
-    value_list = value.split([h * w for h, w in spatial_shapes], dim=1)
+    value_list = value.split([h * w for h, w in spatial_shapes], dim=1)        # L × (B, H_l·W_l, nH, D)
     sampling_grids = 2 * sampling_locations - 1            # [0, 1] → [-1, 1] for grid_sample
     sampling_value_list = []
     for level, (h, w) in enumerate(spatial_shapes):
-        # B, H_l*W_l, nH, D -> B, H_l*W_l, nH*D -> B, nH*D, H_l*W_l -> B*nH, D, H_l, W_l
-        value_l = value_list[level].flatten(2).transpose(1, 2).reshape(B * nH, D, h, w)
-        # B, S_q, nH, P, 2 -> B, nH, S_q, P, 2 -> B*nH, S_q, P, 2
-        sampling_grid_l = sampling_grids[:, :, :, level].transpose(1, 2).flatten(0, 1)
-        # B*nH, D, S_q, P
+        # (B, H_l·W_l, nH, D) -> (B, H_l·W_l, nH·D) -> (B, nH·D, H_l·W_l) -> (B·nH, D, H_l, W_l)
+        value_l = value_list[level].flatten(2).transpose(1, 2).reshape(B * nH, D, h, w)  # (B·nH, D, H_l, W_l)
+        # (B, S_q, nH, P, 2) -> (B, nH, S_q, P, 2) -> (B·nH, S_q, P, 2)
+        sampling_grid_l = sampling_grids[:, :, :, level].transpose(1, 2).flatten(0, 1)  # (B·nH, S_q, P, 2)
         sampling_value_l = F.grid_sample(value_l, sampling_grid_l, mode="bilinear",
-                                         padding_mode="zeros", align_corners=False)
+                                         padding_mode="zeros", align_corners=False)  # (B·nH, D, S_q, P)
         sampling_value_list.append(sampling_value_l)
-    # B, S_q, nH, L, P -> B, nH, S_q, L, P -> B*nH, 1, S_q, L*P
-    attention_weights = attention_weights.transpose(1, 2).reshape(B * nH, 1, S_q, L * P)
-    # (B*nH, D, S_q, L, P) -> (B*nH, D, S_q, L*P), weighted sum over L*P -> (B, nH*D, S_q)
-    output = (torch.stack(sampling_value_list, dim=-2).flatten(-2) * attention_weights).sum(-1)
-    output = output.view(B, nH * D, S_q)
+    # (B, S_q, nH, L, P) -> (B, nH, S_q, L, P) -> (B·nH, 1, S_q, L·P)
+    attention_weights = attention_weights.transpose(1, 2).reshape(B * nH, 1, S_q, L * P)  # (B·nH, 1, S_q, L·P)
+    # (B·nH, D, S_q, L, P) -> (B·nH, D, S_q, L·P), weighted sum over L·P
+    output = (torch.stack(sampling_value_list, dim=-2).flatten(-2) * attention_weights).sum(-1)  # (B·nH, D, S_q)
+    output = output.view(B, nH * D, S_q)                   # (B, nH·D, S_q)
     return output.transpose(1, 2).contiguous()             # (B, S_q, nH·D)
 
 
@@ -126,15 +140,13 @@ def multi_scale_deformable_attn_loop(value, spatial_shapes, sampling_locations, 
     """
     B, _, nH, D = value.shape
     _, S_q, _, L, P, _ = sampling_locations.shape
-    starts = [0]
-    for h, w in spatial_shapes:
-        starts.append(starts[-1] + h * w)
+    starts = get_level_start_index(spatial_shapes)
     output = value.new_zeros(B, S_q, nH, D)
     for b in range(B):
         for q in range(S_q):
             for head in range(nH):
                 for level, (h, w) in enumerate(spatial_shapes):
-                    value_l = value[b, starts[level]:starts[level + 1], head].view(h, w, D)
+                    value_l = value[b, starts[level]:starts[level] + h * w, head].view(h, w, D)  # (H_l, W_l, D)
                     for p in range(P):
                         x, y = sampling_locations[b, q, head, level, p].tolist()
                         px, py = x * w - 0.5, y * h - 0.5
@@ -147,7 +159,7 @@ def multi_scale_deformable_attn_loop(value, spatial_shapes, sampling_locations, 
                             if 0 <= yy < h and 0 <= xx < w:
                                 sample += wt * value_l[yy, xx]
                         output[b, q, head] += attention_weights[b, q, head, level, p] * sample
-    return output.view(B, S_q, nH * D)
+    return output.view(B, S_q, nH * D)                                         # (B, S_q, nH·D)
 
 
 def check_core_against_loop(value: torch.Tensor, spatial_shapes, sampling_locations: torch.Tensor,
@@ -168,7 +180,7 @@ class MultiScaleDeformableAttention(nn.Module):
 
     * `query`: `(S_q, B, C)`; `query_pos`: `(S_q, B, C)`; `value`: `(S, B, C)` (defaults to query)
     * `reference_points`: `(B, S_q, L, 2)`, normalised (x, y)
-    * `spatial_shapes`: `(L, 2)` long, (H_l, W_l); `level_start_index`: `(L,)`
+    * `spatial_shapes`: `[(H_l, W_l)] * L` ints; `level_start_index`: `[start_l] * L` ints
     * `key_padding_mask`: `(B, S)` bool, True = padding
     * returns `(S_q, B, C)`: `identity + output_proj(...)`
     """
@@ -199,8 +211,8 @@ class MultiScaleDeformableAttention(nn.Module):
         thetas = torch.arange(self.num_heads, dtype=torch.float32) * (2.0 * math.pi / self.num_heads)
         grid_init = torch.stack([thetas.cos(), thetas.sin()], -1)                      # (nH, 2)
         grid_init = (grid_init / grid_init.abs().max(-1, keepdim=True)[0])
-        grid_init = grid_init.view(self.num_heads, 1, 1, 2).repeat(1, self.num_levels, self.num_points, 1)
-        grid_init = grid_init * torch.arange(1, self.num_points + 1, dtype=torch.float32).view(1, 1, -1, 1)
+        grid_init = grid_init.view(self.num_heads, 1, 1, 2).repeat(1, self.num_levels, self.num_points, 1)  # (nH, L, P, 2)
+        grid_init = grid_init * torch.arange(1, self.num_points + 1, dtype=torch.float32).view(1, 1, -1, 1)  # (nH, L, P, 2)
         self.sampling_offsets.bias.copy_(grid_init.view(-1))                           # (nH·L·P·2,)
         nn.init.zeros_(self.attention_weights.weight)
         nn.init.zeros_(self.attention_weights.bias)
@@ -210,7 +222,7 @@ class MultiScaleDeformableAttention(nn.Module):
         nn.init.zeros_(self.output_proj.bias)
 
     def forward(self, query, query_pos, reference_points, spatial_shapes, level_start_index,
-                value=None, key_padding_mask=None, spatial_shapes_list=None):
+                value=None, key_padding_mask=None):
         identity = query
         value = query if value is None else value               # key = value = query (seed 3.4)
         query = query + query_pos
@@ -219,8 +231,6 @@ class MultiScaleDeformableAttention(nn.Module):
         B, S_q, _ = query.shape
         S = value.shape[1]
         nH, L, P = self.num_heads, self.num_levels, self.num_points
-        if spatial_shapes_list is None:
-            spatial_shapes_list = [tuple(int(v) for v in hw) for hw in spatial_shapes.tolist()]
 
         value = self.value_proj(value)                          # (B, S, C)
         if key_padding_mask is not None:
@@ -228,20 +238,21 @@ class MultiScaleDeformableAttention(nn.Module):
         value = value.view(B, S, nH, -1)                        # (B, S, nH, D)
 
         sampling_offsets = self.sampling_offsets(query).view(B, S_q, nH, L, P, 2)    # (B, S_q, nH, L, P, 2)
-        sampling_offsets = self.tap(sampling_offsets, "sampling_offsets", "B S nH L P 2")
+        sampling_offsets = self.tap(sampling_offsets, "sampling_offsets", "B S_q nH L P 2")
         attention_weights = self.attention_weights(query).view(B, S_q, nH, L * P)    # (B, S_q, nH, L·P)
-        attention_weights = self.tap(attention_weights, "attention_logits", "B S nH L*P")
+        attention_weights = self.tap(attention_weights, "attention_logits", "B S_q nH L*P")
         attention_weights = attention_weights.softmax(-1)
-        attention_weights = self.tap(attention_weights, "attention_weights", "B S nH L*P")
+        attention_weights = self.tap(attention_weights, "attention_weights", "B S_q nH L*P")
         attention_weights = attention_weights.view(B, S_q, nH, L, P)                # (B, S_q, nH, L, P)
 
-        # (L, 2): (W_l, H_l), since locations are (x, y)
-        offset_normalizer = torch.stack([spatial_shapes[..., 1], spatial_shapes[..., 0]], -1)
+        # offsets are in pixels of each level; dividing by (W_l, H_l) makes them fractions of
+        # the map, the units of reference_points. (W_l, H_l), not (H_l, W_l): locations are (x, y)
+        offset_normalizer = sampling_offsets.new_tensor([(w, h) for h, w in spatial_shapes])  # (L, 2)
         sampling_locations = reference_points[:, :, None, :, None, :] \
             + sampling_offsets / offset_normalizer[None, None, None, :, None, :]     # (B, S_q, nH, L, P, 2)
-        sampling_locations = self.tap(sampling_locations, "sampling_locations", "B S nH L P 2")
+        sampling_locations = self.tap(sampling_locations, "sampling_locations", "B S_q nH L P 2")
 
-        output = multi_scale_deformable_attn(value, spatial_shapes_list, sampling_locations,
-                                             attention_weights)                     # (B, S_q, C)
+        output = multi_scale_deformable_attn(value, spatial_shapes, sampling_locations,
+                                             attention_weights, level_start_index)  # (B, S_q, nH·D)
         output = self.output_proj(output)                       # (B, S_q, C)
         return identity + output.permute(1, 0, 2)               # (S_q, B, C)

@@ -30,10 +30,10 @@ class DeformableEncoderLayer(nn.Module):
         self.tap = Tap()
 
     def forward(self, query, query_pos, reference_points, spatial_shapes, level_start_index,
-                key_padding_mask=None, spatial_shapes_list=None):
+                key_padding_mask=None):
+        # key = value = query: the encoder is self-attention over all S tokens
         query = self.self_attn(query, query_pos, reference_points, spatial_shapes, level_start_index,
-                               key_padding_mask=key_padding_mask,
-                               spatial_shapes_list=spatial_shapes_list)   # (S, B, C)
+                               key_padding_mask=key_padding_mask)        # (S, B, C)
         query = self.norms[0](query)
         query = self.norms[1](self.ffn(query))                             # (S, B, C)
         return self.tap(query, "output", "S B C")
@@ -48,8 +48,10 @@ class DeformableEncoder(nn.Module):
                                     for _ in range(config.num_encoder_layers))
 
     def forward(self, query, query_pos, reference_points, spatial_shapes, level_start_index,
-                key_padding_mask=None, spatial_shapes_list=None):
+                key_padding_mask=None):
+        """`query`, `query_pos (S, B, C)`; `reference_points (B, S, L, 2)`; `spatial_shapes`
+        `[(H_l, W_l)] * L` and `level_start_index` `[start_l] * L` ints → `memory (S, B, C)`."""
         for layer in self.layers:
             query = layer(query, query_pos, reference_points, spatial_shapes, level_start_index,
-                          key_padding_mask, spatial_shapes_list)
+                          key_padding_mask)                              # (S, B, C)
         return query

@@ -13,27 +13,28 @@ Seed section 3 ("deformable attention的 decoder准备"):
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from .config import M2FConfig
 from .pixel_decoder import MSDeformAttnPixelDecoder
 from .positional_encoding import SinePositionalEncoding
 from .tap import Tap
-from .transformer_decoder import Mask2FormerTransformerDecoder
+from .transformer_decoder import (Mask2FormerTransformerDecoder, all_blocked_rows, attention_mask,
+                                  reset_all_blocked)
 
 
 class Mask2FormerHead(nn.Module):
-    """`feats` (4 backbone maps) → `cls_pred_list`: 1 + N_dec × `(B, Q, K)` and
-    `mask_pred_list`: 1 + N_dec × `(B, Q, Hm, Wm)`."""
+    """The pixel decoder and the masked-attention decoder. `Mask2Former` runs the pixel decoder
+    (`self.pixel_decoder(feats)`), then this head's `forward(mask_features, multi_scale_memories)`:
+    `cls_pred_list`: 1 + N_dec × `(B, Q, K)` and `mask_pred_list`: 1 + N_dec × `(B, Q, Hm, Wm)`."""
 
     def __init__(self, config: M2FConfig):
         super().__init__()
         self.config = config
         C = config.feat_channels
         self.num_heads = config.num_heads
-        self.num_transformer_feat_level = config.num_levels
-        self.num_transformer_decoder_layers = config.num_decoder_layers
+        self.num_levels = config.num_levels                    # L
+        self.num_decoder_layers = config.num_decoder_layers
         self.pixel_decoder = MSDeformAttnPixelDecoder(config)
         self.transformer_decoder = Mask2FormerTransformerDecoder(config)
         self.decoder_positional_encoding = SinePositionalEncoding(config.num_pos_feats, config.temperature)
@@ -57,67 +58,62 @@ class Mask2FormerHead(nn.Module):
         * `attn_mask_target_size`: `(H_l, W_l)` of the level the next layer attends to
         * returns `cls_pred (B, Q, K)`, `mask_pred (B, Q, Hm, Wm)`, `attn_mask (B·nH, Q, H_l·W_l)`
         """
-        tap, level = self.tap, index % self.num_transformer_feat_level
+        tap, level = self.tap, index % self.num_levels
         decoder_out = self.transformer_decoder.post_norm(decoder_out)      # (Q, B, C)
         decoder_out = decoder_out.transpose(0, 1)                          # (B, Q, C)
         cls_pred = tap(self.cls_embed(decoder_out), "cls_pred", "B Q K", index=index)      # (B, Q, K)
         mask_embed = tap(self.mask_embed(decoder_out), "mask_embed", "B Q C_m", index=index)  # (B, Q, C_m)
         mask_pred = torch.einsum("bqc,bchw->bqhw", mask_embed, mask_features)            # (B, Q, Hm, Wm)
         mask_pred = tap(mask_pred, "mask_pred", "B Q Hm Wm", index=index)
-        # resize the mask logits to the next layer's level: (B, Q, H_l, W_l)
-        attn_mask = F.interpolate(mask_pred, attn_mask_target_size, mode="bilinear", align_corners=False)
-        # True = blocked: outside the predicted mask. The seed thresholds after the repeat over
-        # heads below; thresholding first gives the same mask with nH times less work.
-        attn_mask = attn_mask.sigmoid() < 0.5                                           # (B, Q, H_l, W_l)
-        # (B, Q, H_l, W_l) -> (B, Q, H_l·W_l) -> (B, 1, Q, H_l·W_l) -> (B, nH, Q, H_l·W_l) -> (B·nH, Q, H_l·W_l)
-        attn_mask = attn_mask.flatten(2).unsqueeze(1).repeat((1, self.num_heads, 1, 1)).flatten(0, 1)
-        attn_mask = attn_mask.detach()
+        attn_mask = attention_mask(mask_pred, attn_mask_target_size, self.num_heads)     # (B·nH, Q, H_l·W_l)
         attn_mask = tap(attn_mask, "attn_mask", "B*nH Q H_l*W_l", index=index, level=level)
         return cls_pred, mask_pred, attn_mask
 
-    def forward(self, feats: list[torch.Tensor]):
+    def decoder_inputs(self, multi_scale_memories):
+        """Seed dec 3.1: each memory map `(B, C, H_l, W_l)` → keys/values `(H_l·W_l, B, C)` plus
+        the level embedding, and their sine positional encodings `(H_l·W_l, B, C)`."""
         tap = self.tap
-        batch_size = feats[0].shape[0]
-        mask_features, multi_scale_memories = self.pixel_decoder(feats)
-        # decoder inputs, low to high resolution
         decoder_inputs, decoder_positional_encodings = [], []
-        for i in range(self.num_transformer_feat_level):
-            # (B, C, H_l, W_l) -> (H_l·W_l, B, C), plus the level embedding (1, 1, C)
-            decoder_input = multi_scale_memories[i].flatten(2).permute(2, 0, 1)
-            decoder_input = decoder_input + self.level_embed.weight[i].view(1, 1, -1)
-            mask = decoder_input.new_zeros((batch_size,) + multi_scale_memories[i].shape[-2:],
-                                           dtype=torch.bool)                     # (B, H_l, W_l)
-            decoder_positional_encoding = self.decoder_positional_encoding(mask)  # (B, C, H_l, W_l)
-            decoder_positional_encoding = decoder_positional_encoding.flatten(2).permute(2, 0, 1)
+        for i, memory in enumerate(multi_scale_memories):                  # low to high resolution
+            batch_size = memory.shape[0]
+            decoder_input = memory.flatten(2).permute(2, 0, 1)                        # (H_l·W_l, B, C)
+            decoder_input = decoder_input + self.level_embed.weight[i].view(1, 1, -1)  # (H_l·W_l, B, C)
+            mask = decoder_input.new_zeros((batch_size,) + memory.shape[-2:], dtype=torch.bool)  # (B, H_l, W_l)
+            decoder_positional_encoding = self.decoder_positional_encoding(mask)      # (B, C, H_l, W_l)
+            decoder_positional_encoding = decoder_positional_encoding.flatten(2).permute(2, 0, 1)  # (H_l·W_l, B, C)
             decoder_inputs.append(tap(decoder_input, "decoder_inputs", "H_l*W_l B C", index=i, level=i))
             decoder_positional_encodings.append(tap(decoder_positional_encoding, "decoder_positional_encodings",
                                                     "H_l*W_l B C", index=i, level=i))
-        # (Q, C) -> (Q, B, C)
-        query_feat = self.query_feat.weight.unsqueeze(1).repeat((1, batch_size, 1))
-        query_embed = self.query_embed.weight.unsqueeze(1).repeat((1, batch_size, 1))
+        return decoder_inputs, decoder_positional_encodings
+
+    def forward(self, mask_features: torch.Tensor, multi_scale_memories: list[torch.Tensor]):
+        """`mask_features (B, C_m, Hm, Wm)`, `multi_scale_memories` L × `(B, C, H_l, W_l)` →
+        `cls_pred_list`, `mask_pred_list`: one prediction before the first layer and one after each."""
+        tap = self.tap
+        batch_size = mask_features.shape[0]
+        decoder_inputs, decoder_positional_encodings = self.decoder_inputs(multi_scale_memories)
+        level_sizes = [memory.shape[-2:] for memory in multi_scale_memories]       # L × (H_l, W_l)
+        # dec 3.2: learnable queries, (Q, C) -> (Q, 1, C) -> (Q, B, C)
+        query_feat = self.query_feat.weight.unsqueeze(1).repeat((1, batch_size, 1))  # (Q, B, C)
+        query_embed = self.query_embed.weight.unsqueeze(1).repeat((1, batch_size, 1))  # (Q, B, C)
         query_feat = tap(query_feat, "query_feat", "Q B C")
         query_embed = tap(query_embed, "query_embed", "Q B C")
 
         cls_pred_list, mask_pred_list = [], []
         # prediction 0, before any layer; its attention mask has the size of level 0 (32×32 at
         # the seed, whose comment says 256×256)
-        cls_pred, mask_pred, attn_mask = self.forward_head(
-            query_feat, mask_features, multi_scale_memories[0].shape[-2:], index=0)
+        cls_pred, mask_pred, attn_mask = self.forward_head(query_feat, mask_features, level_sizes[0], index=0)
         cls_pred_list.append(cls_pred)
         mask_pred_list.append(mask_pred)
-        for i in range(self.num_transformer_decoder_layers):
-            level_idx = i % self.num_transformer_feat_level
-            # a query whose mask is empty (every pixel blocked) may attend everywhere instead.
-            # The seed writes attn_mask[torch.where(attn_mask.sum(-1) == attn_mask.shape[-1])] = False;
-            # this form computes the same without data-dependent indexing, so it runs on `meta`.
-            all_blocked = attn_mask.all(dim=-1)                               # (B·nH, Q)
-            all_blocked = tap(all_blocked, "all_blocked", "B*nH Q", index=i)
-            attn_mask = attn_mask & ~all_blocked[..., None]                   # (B·nH, Q, H_l·W_l)
+        for i in range(self.num_decoder_layers):
+            level_idx = i % self.num_levels                               # dec 3.1: the level cycle
+            all_blocked = tap(all_blocked_rows(attn_mask), "all_blocked", "B*nH Q", index=i)  # (B·nH, Q)
+            attn_mask = reset_all_blocked(attn_mask, all_blocked)         # (B·nH, Q, H_l·W_l)
             layer = self.transformer_decoder.layers[i]
             query_feat = layer(query_feat, decoder_inputs[level_idx], decoder_inputs[level_idx],
                                query_embed, decoder_positional_encodings[level_idx], attn_mask,
                                level=level_idx)                               # (Q, B, C)
-            next_size = multi_scale_memories[(i + 1) % self.num_transformer_feat_level].shape[-2:]
+            next_size = level_sizes[(i + 1) % self.num_levels]
             cls_pred, mask_pred, attn_mask = self.forward_head(query_feat, mask_features, next_size,
                                                                index=i + 1)
             cls_pred_list.append(cls_pred)

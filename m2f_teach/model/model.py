@@ -51,6 +51,15 @@ class Mask2Former(nn.Module):
 
     def forward(self, images: torch.Tensor):
         self.check_images(images)
-        images = self.tap(images, "images", "B C_in H W")
+        images = self.tap(images, "images", "B C_in H W")                       # (B, C_in, H, W)
+        # 1: backbone, strides 4, 8, 16, 32                                     4 × (B, C_i, H/s_i, W/s_i)
         feats = self.extract_feat(images)
-        return self.panoptic_head(feats)
+        # 2: pixel decoder: deformable encoder over the L coarsest maps, FPN    (B, C_m, Hm, Wm), L × (B, C, H_l, W_l)
+        mask_features, multi_scale_memories = self.panoptic_head.pixel_decoder(feats)
+        # 3: Q queries through N_dec masked-attention layers, one prediction before the first
+        #    and after each layer                                               (1 + N_dec) × (B, Q, K), (B, Q, Hm, Wm)
+        #    (`.forward`, not a module call: the head's pixel decoder already ran as stage 2, and
+        #    tools that hook module calls, torchinfo's summary, would count its weights twice)
+        cls_pred_list, mask_pred_list = self.panoptic_head.forward(mask_features, multi_scale_memories)
+        # 4: the predictions; the last pair is the model's answer, the others deep supervision
+        return cls_pred_list, mask_pred_list

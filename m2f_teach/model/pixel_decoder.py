@@ -18,6 +18,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .config import M2FConfig
+from .deformable_attention import get_level_start_index
 from .encoder import DeformableEncoder
 from .positional_encoding import SinePositionalEncoding
 from .reference_points import normalised_reference_points
@@ -44,17 +45,19 @@ class MSDeformAttnPixelDecoder(nn.Module):
         self.config = config
         C, G = config.feat_channels, config.num_groups
         self.num_input_levels = len(config.backbone_channels)
-        self.num_encoder_levels = config.num_levels
+        self.num_levels = config.num_levels                    # L, the encoder's levels
         self.strides = config.strides
         # input_convs[i] projects level i, low resolution first: 2048 → C, 1024 → C, 512 → C
         self.input_convs = nn.ModuleList(
             conv_gn(config.backbone_channels[self.num_input_levels - i - 1], C, 1, G, bias=True)
-            for i in range(self.num_encoder_levels))
+            for i in range(self.num_levels))
         self.encoder = DeformableEncoder(config)
-        self.postional_encoding = SinePositionalEncoding(config.num_pos_feats, config.temperature)
-        self.level_encoding = nn.Embedding(self.num_encoder_levels, C)
+        # the seed (and mmdet) spell it `postional_encoding`; it holds no weights, so the
+        # right spelling changes no state-dict key
+        self.positional_encoding = SinePositionalEncoding(config.num_pos_feats, config.temperature)
+        self.level_encoding = nn.Embedding(self.num_levels, C)
         # FPN on the maps the encoder did not see (stride 4 only, at the seed)
-        self.fpn_levels = list(range(self.num_input_levels - self.num_encoder_levels - 1, -1, -1))
+        self.fpn_levels = list(range(self.num_input_levels - self.num_levels - 1, -1, -1))
         self.lateral_convs = nn.ModuleList()
         self.output_convs = nn.ModuleList()
         for i in self.fpn_levels:
@@ -85,7 +88,7 @@ class MSDeformAttnPixelDecoder(nn.Module):
         encoder_input_list, padding_mask_list = [], []
         level_positional_encoding_list, reference_points_list, spatial_shapes = [], [], []
         # 2.1 loop over the levels, low to high resolution: 32² -> 64² -> 128² at the seed
-        for i in range(self.num_encoder_levels):
+        for i in range(self.num_levels):
             level_idx = self.num_input_levels - i - 1
             feat = feats[level_idx]                                          # (B, C_i, H_l, W_l)
             feat_projected = self.input_convs[i](feat)                       # (B, C, H_l, W_l)
@@ -93,7 +96,7 @@ class MSDeformAttnPixelDecoder(nn.Module):
             h, w = feat.shape[-2:]
             # no padding: every pixel is real
             padding_mask_resized = feat.new_zeros((batch_size, h, w), dtype=torch.bool)  # (B, H_l, W_l)
-            pos_embed = self.postional_encoding(padding_mask_resized)        # (B, C, H_l, W_l)
+            pos_embed = self.positional_encoding(padding_mask_resized)       # (B, C, H_l, W_l)
             tap(pos_embed, "pos_embed", "B C H_l W_l", index=i, level=i)
             level_embed = self.level_encoding.weight[i]                      # (C,)
             level_pos_embed = level_embed.view(1, -1, 1, 1) + pos_embed      # (B, C, H_l, W_l)
@@ -101,13 +104,13 @@ class MSDeformAttnPixelDecoder(nn.Module):
             reference_points = normalised_reference_points((h, w), self.strides[level_idx],
                                                            device=feat.device)  # (H_l·W_l, 2)
             # (B, C, H_l, W_l) -> (B, C, H_l·W_l) -> (H_l·W_l, B, C)
-            feat_projected = feat_projected.flatten(2).permute(2, 0, 1)
-            level_pos_embed = level_pos_embed.flatten(2).permute(2, 0, 1)
+            feat_projected = feat_projected.flatten(2).permute(2, 0, 1)      # (H_l·W_l, B, C)
+            level_pos_embed = level_pos_embed.flatten(2).permute(2, 0, 1)    # (H_l·W_l, B, C)
             padding_mask_resized = padding_mask_resized.flatten(1)           # (B, H_l·W_l)
             encoder_input_list.append(feat_projected)
             padding_mask_list.append(padding_mask_resized)
             level_positional_encoding_list.append(level_pos_embed)
-            spatial_shapes.append((h, w))
+            spatial_shapes.append((int(h), int(w)))
             reference_points_list.append(reference_points)
 
         # 2.2 concatenate the levels
@@ -115,34 +118,31 @@ class MSDeformAttnPixelDecoder(nn.Module):
         encoder_inputs = tap(torch.cat(encoder_input_list, dim=0), "encoder_inputs", "S B C")  # (S, B, C)
         level_positional_encodings = tap(torch.cat(level_positional_encoding_list, dim=0),
                                          "level_positional_encodings", "S B C")             # (S, B, C)
+        # the levels' geometry, in one form from here on: (H_l, W_l) ints and where each level
+        # starts among the S tokens, (0, H_0·W_0, H_0·W_0 + H_1·W_1) = (0, 1024, 5120) at the seed
+        level_start_index = get_level_start_index(spatial_shapes)
         device = encoder_inputs.device
-        spatial_shapes_list = [(int(h), int(w)) for h, w in spatial_shapes]
-        spatial_shapes = torch.as_tensor(spatial_shapes_list, dtype=torch.long, device=device)  # (L, 2)
-        spatial_shapes = tap(spatial_shapes, "spatial_shapes", "L 2")
-        # (0, H_0·W_0, H_0·W_0 + H_1·W_1, ...): where each level starts in the S tokens
-        level_start_index = torch.cat((spatial_shapes.new_zeros((1,)),
-                                       spatial_shapes.prod(1).cumsum(0)[:-1]))              # (L,)
-        level_start_index = tap(level_start_index, "level_start_index", "L")
+        tap(torch.as_tensor(spatial_shapes, dtype=torch.long, device=device), "spatial_shapes", "L 2")
+        tap(torch.as_tensor(level_start_index, dtype=torch.long, device=device), "level_start_index", "L")
         reference_points = torch.cat(reference_points_list, dim=0)                           # (S, 2)
         # (S, 2) -> (1, S, 1, 2) -> (B, S, L, 2): the same point for every image and level
-        reference_points = reference_points[None, :, None].repeat(batch_size, 1, self.num_encoder_levels, 1)
+        reference_points = reference_points[None, :, None].repeat(batch_size, 1, self.num_levels, 1)  # (B, S, L, 2)
         reference_points = tap(reference_points, "reference_points", "B S L 2")
         # the fraction of each map that is real image: all ones, since nothing is padded, so
         # the encoder never needs it (the seed spells it valid_radios)
-        valid_ratios = tap(reference_points.new_ones((batch_size, self.num_encoder_levels, 2)),
+        valid_ratios = tap(reference_points.new_ones((batch_size, self.num_levels, 2)),
                            "valid_ratios", "B L 2")
 
         # 3.3 the encoder
         memory = self.encoder(encoder_inputs, level_positional_encodings, reference_points,
-                              spatial_shapes, level_start_index, key_padding_mask=padding_masks,
-                              spatial_shapes_list=spatial_shapes_list)                      # (S, B, C)
+                              spatial_shapes, level_start_index, key_padding_mask=padding_masks)  # (S, B, C)
         memory = tap(memory, "memory", "S B C")
 
         # 3.5 split back into maps. The seed leaves out this permute: split needs S last.
         memory = memory.permute(1, 2, 0)                                                     # (B, C, S)
-        num_query_per_level = [h * w for h, w in spatial_shapes_list]
-        outs = torch.split(memory, num_query_per_level, dim=-1)
-        outs = [x.reshape(batch_size, -1, h, w) for x, (h, w) in zip(outs, spatial_shapes_list)]
+        num_query_per_level = [h * w for h, w in spatial_shapes]
+        outs = torch.split(memory, num_query_per_level, dim=-1)                              # L × (B, C, H_l·W_l)
+        outs = [x.reshape(batch_size, -1, h, w) for x, (h, w) in zip(outs, spatial_shapes)]  # L × (B, C, H_l, W_l)
         outs = [tap(x, "multi_scale_memories", "B C H_l W_l", index=i, level=i) for i, x in enumerate(outs)]
 
         # 3.6 FPN on the remaining high-resolution maps, then the mask-feature conv
@@ -154,7 +154,7 @@ class MSDeformAttnPixelDecoder(nn.Module):
                                          align_corners=False)
             y = self.output_convs[j](y)                                     # (B, C, H/4, W/4)
             outs.append(y)
-        multi_scale_memories = outs[: self.num_encoder_levels]              # L × (B, C, H_l, W_l)
+        multi_scale_memories = outs[: self.num_levels]                      # L × (B, C, H_l, W_l)
         mask_features = self.mask_feature(outs[-1])                         # (B, C_m, Hm, Wm)
         mask_features = tap(mask_features, "mask_features", "B C_m Hm Wm")
         return mask_features, multi_scale_memories

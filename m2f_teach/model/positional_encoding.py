@@ -35,6 +35,6 @@ class SinePositionalEncoding(nn.Module):
         pos_y = y_embed[:, :, :, None] / dim_t
         B, H, W = mask.shape
         # interleave: even features sin, odd features cos
-        pos_x = torch.stack((pos_x[..., 0::2].sin(), pos_x[..., 1::2].cos()), dim=4).view(B, H, W, -1)
-        pos_y = torch.stack((pos_y[..., 0::2].sin(), pos_y[..., 1::2].cos()), dim=4).view(B, H, W, -1)
+        pos_x = torch.stack((pos_x[..., 0::2].sin(), pos_x[..., 1::2].cos()), dim=4).view(B, H, W, -1)  # (B, H_l, W_l, F)
+        pos_y = torch.stack((pos_y[..., 0::2].sin(), pos_y[..., 1::2].cos()), dim=4).view(B, H, W, -1)  # (B, H_l, W_l, F)
         return torch.cat((pos_y, pos_x), dim=3).permute(0, 3, 1, 2)         # (B, 2F, H_l, W_l)

@@ -6,17 +6,52 @@
     query = norms[1](query + SelfAttn(q=k=query + query_pos, v=query))
     query = norms[2](query + FFN(query))
 
-Masked attention: `attn_mask (B·nH, Q, H_l·W_l)`, True where the previous prediction says the
-pixel is background for that query (sigmoid < 0.5), so a query only attends inside its mask.
+Masked attention (the paper's Eq. 2): `attn_mask (B·nH, Q, H_l·W_l)`, True where the previous
+prediction says the pixel is background for that query (sigmoid < 0.5), so a query only attends
+inside its mask. `attention_mask` builds it from a prediction's mask logits and
+`reset_all_blocked` lets a query whose mask is empty attend everywhere; the head calls both.
 """
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from .config import M2FConfig
 from .ffn import FFN
 from .tap import Tap
+
+
+def attention_mask(mask_pred: torch.Tensor, target_size: tuple[int, int], num_heads: int) -> torch.Tensor:
+    """Which pixels of a level each query may NOT attend to: `mask_pred (B, Q, Hm, Wm)` logits →
+    `attn_mask (B·nH, Q, H_l·W_l)` bool, True = blocked.
+
+    Resize the mask logits to the level the next layer attends to, threshold (sigmoid < 0.5 is
+    background), repeat over the heads. The seed repeats first and thresholds after; thresholding
+    first gives the same mask with nH times less work. No gradient flows through the mask.
+    """
+    attn_mask = F.interpolate(mask_pred, target_size, mode="bilinear", align_corners=False)  # (B, Q, H_l, W_l)
+    attn_mask = attn_mask.sigmoid() < 0.5                                     # (B, Q, H_l, W_l)
+    attn_mask = attn_mask.flatten(2)                                          # (B, Q, H_l·W_l)
+    attn_mask = attn_mask.unsqueeze(1).repeat((1, num_heads, 1, 1))           # (B, nH, Q, H_l·W_l)
+    return attn_mask.flatten(0, 1).detach()                                   # (B·nH, Q, H_l·W_l)
+
+
+def all_blocked_rows(attn_mask: torch.Tensor) -> torch.Tensor:
+    """`attn_mask (B·nH, Q, H_l·W_l)` → `(B·nH, Q)` bool: rows in which every pixel is blocked."""
+    return attn_mask.all(dim=-1)                                              # (B·nH, Q)
+
+
+def reset_all_blocked(attn_mask: torch.Tensor, all_blocked: torch.Tensor) -> torch.Tensor:
+    """A query whose mask is empty may attend everywhere instead: a row of −inf everywhere would
+    make its softmax 0/0 = NaN. The seed writes
+
+        attn_mask[torch.where(attn_mask.sum(-1) == attn_mask.shape[-1])] = False
+
+    this form computes the same without data-dependent indexing, so it also runs on `meta`.
+    `attn_mask (B·nH, Q, H_l·W_l)`, `all_blocked (B·nH, Q)` → `(B·nH, Q, H_l·W_l)`.
+    """
+    return attn_mask & ~all_blocked[..., None]                                # (B·nH, Q, H_l·W_l)
 
 
 class MultiheadAttention(nn.Module):

@@ -16,7 +16,7 @@ ANNOTATIONS: list[tuple[str, str, str]] = [
     ("images", "1 backbone", "input batch, normalised with ImageNet mean/std"),
     ("backbone.feats.*", "1 backbone", "ResNet stage output (seed: x = self.extract_feat(img))"),
     ("*.feat_projected.*", "2.1 per-level projection", "1×1 conv + GroupNorm to C channels, levels low→high resolution"),
-    ("*.pos_embed.*", "2.1 position + level embedding", "normalised sine encoding: C/2 channels for y, C/2 for x"),
+    ("*.pos_embed.*", "2.1 position + level embedding", "normalised sine encoding: C/2 channels for y, C/2 for x (seed: self.postional_encoding)"),
     ("*.level_pos_embed.*", "2.1 position + level embedding", "pos_embed + level_encoding.weight[l] (one C-vector per level)"),
     ("*.padding_masks", "2.2 encoder inputs", "all False: no padding (seed: padding_masks)"),
     ("*.encoder_inputs", "2.2 encoder inputs", "levels flattened to (H_l·W_l, B, C) and concatenated"),
@@ -79,6 +79,9 @@ def derivation(record, symbols: dict, spatial_shapes: list) -> str:
         if token == "S" and spatial_shapes:
             terms = " + ".join(f"{h}·{w}" for h, w in spatial_shapes)
             parts.append(f"S = {terms} = {sizes['S']}")
+        elif token == "S_q" and spatial_shapes:
+            terms = " + ".join(f"{h}·{w}" for h, w in spatial_shapes)
+            parts.append(f"S_q = S = {terms} = {sizes['S_q']} (every token is a query of the encoder)")
         elif token == "K" and "K" in sizes:
             parts.append(f"K = {sizes['K'] - 1} classes + 1 = {sizes['K']}")
         elif token == "Hm":
