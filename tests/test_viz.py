@@ -186,3 +186,51 @@ def test_load_model_random_fallback():
     assert weights == "random" and not model.training
     model, weights = load_model(verbose=False)     # pretrained when installed, else random
     assert weights in ("pretrained", "random")
+
+
+def test_bilinear_corners_match_grid_sample():
+    """The four neighbours and weights of a point are what grid_sample reads, on and off the map."""
+    torch.manual_seed(0)
+    value_map = torch.randn(3, 5, 4)                                    # (h, w, D)
+    for location in [(0.53, 0.41), (0.02, 0.95), (1.07, -0.1), (0.5 / 5, 0.5 / 3)]:
+        cell = viz.bilinear_corners(location, (3, 5))
+        assert abs(sum(c["weight"] for c in cell["corners"]) - 1) < 1e-9
+        assert cell["pixel"] == pytest.approx((location[0] * 5 - 0.5, location[1] * 3 - 0.5))
+        grid = torch.tensor(location).view(1, 1, 1, 2) * 2 - 1
+        expected = torch.nn.functional.grid_sample(value_map.permute(2, 0, 1)[None], grid.float(),
+                                                   align_corners=False)[0, :, 0, 0]
+        assert torch.allclose(viz.bilinear_sample(value_map, location), expected, atol=1e-6)
+    centre = viz.bilinear_corners((0.5 / 5, 0.5 / 3), (3, 5))          # a pixel centre: one neighbour
+    assert [c["weight"] for c in centre["corners"]] == [1, 0, 0, 0]
+    outside = viz.bilinear_corners((0.02, 0.95), (3, 5))
+    assert [c["inside"] for c in outside["corners"]] == [False, True, False, False]
+
+
+def test_pixel_inside_finds_a_pixel_on_the_object():
+    mask = torch.zeros(32, 32, dtype=torch.bool)
+    mask[16:30, 2:12] = True
+    x, y = viz.pixel_inside(mask.numpy(), (8, 8))
+    assert mask[int((y + 0.5) * 4), int((x + 0.5) * 4)]
+    small = torch.zeros(32, 32, dtype=torch.bool)
+    small[18:22, 2:6] = True                                      # misses the 2×2 level's centres (8, 24)
+    with pytest.raises(ValueError, match="no pixel centre of the 2×2 level"):
+        viz.pixel_inside(small.numpy(), (2, 2))
+
+
+def test_bilinear_cell_and_sampling_overview(viz_trace):
+    figure = viz.plot_bilinear_cell((0.61, 0.99), (4, 4), level=1)
+    figure.canvas.draw()
+    labels = " ".join(t.get_text() for t in figure.axes[0].texts)
+    assert "off the map" in labels and "fx=" in labels
+    torch.manual_seed(1)
+    fresh = trace(Mask2Former(CONFIG).eval(), viz_trace.value("images"),
+                  keep=["images", "panoptic_head.pixel_decoder.*"])
+    figure = viz.plot_sampling_overview({"init": fresh, "trained": viz_trace}, layer=1, level=2, x=3, y=4)
+    figure.canvas.draw()
+    assert len(figure.axes) == 3                                       # two panels and the colour bar
+    assert figure.axes[2].get_ylabel() == "attention weight"
+    nH, L, P = CONFIG.num_heads, CONFIG.num_levels, CONFIG.num_points
+    points = [c for c in figure.axes[0].collections if len(c.get_offsets()) == nH * P]
+    assert len(points) == L                                            # one marker set per level
+    with pytest.raises(ValueError, match="at least one trace"):
+        viz.plot_sampling_overview({}, layer=0, level=0, x=0, y=0)
