@@ -234,3 +234,17 @@ def test_bilinear_cell_and_sampling_overview(viz_trace):
     assert len(points) == L                                            # one marker set per level
     with pytest.raises(ValueError, match="at least one trace"):
         viz.plot_sampling_overview({}, layer=0, level=0, x=0, y=0)
+
+
+def test_heatmaps_have_colour_bars(viz_trace):
+    """Every heatmap of the encoder-side views comes with a colour bar."""
+    levels = viz.plot_feature_levels(viz_trace)
+    maps = [ax for ax in levels.axes if ax.images and ax.images[0].get_cmap().name == "magma"]
+    assert len(maps) == 4 and all(ax.images[0].colorbar is not None for ax in maps)
+    positional = viz.plot_positional_channels(viz_trace, level=1)
+    assert any(ax.images and ax.images[0].colorbar is not None for ax in positional.axes)
+    channel = viz.plot_feature_channel(viz_trace, level=2, channel=1)
+    bar = next(ax.images[0].colorbar for ax in channel.axes if ax.images and ax.images[0].colorbar)
+    assert [t.get_text() for t in bar.ax.get_yticklabels()] == ["min", "max"]
+    one = viz.plot_positional_channel(viz_trace, level=0, channel=3)
+    assert any(ax.images and ax.images[0].colorbar is not None for ax in one.axes)

@@ -1,4 +1,8 @@
-"""The glossary letters (STYLE.md) with their meaning and their value at a configuration."""
+"""The glossary letters with their meaning and their value at a configuration.
+
+The one list of letters every table, code comment and notebook of the package uses (the README
+shows it too); `MEANINGS` below is where it lives.
+"""
 from __future__ import annotations
 
 MEANINGS = {
