@@ -1,7 +1,7 @@
 """The glossary letters with their meaning and their value at a configuration.
 
-The one list of letters every table, code comment and notebook of the package uses (the README
-shows it too); `MEANINGS` below is where it lives.
+This module is where the glossary lives: the one list of letters every table, code comment and
+notebook of the package uses (`MEANINGS` below; notebook 00 prints it at the seed).
 """
 from __future__ import annotations
 
