@@ -248,3 +248,28 @@ def test_heatmaps_have_colour_bars(viz_trace):
     assert [t.get_text() for t in bar.ax.get_yticklabels()] == ["min", "max"]
     one = viz.plot_positional_channel(viz_trace, level=0, channel=3)
     assert any(ax.images and ax.images[0].colorbar is not None for ax in one.axes)
+
+
+def test_by_hand_sum_of_bilinear_samples_is_the_core(viz_trace, model):
+    """Σ over L·P of weight × bilinear_sample, per head, is what the model's core computes."""
+    from m2f_teach.model.deformable_attention import multi_scale_deformable_attn
+    pd = "panoptic_head.pixel_decoder."
+    attention = model.panoptic_head.pixel_decoder.encoder.layers[0].self_attn
+    nH, L, P = CONFIG.num_heads, CONFIG.num_levels, CONFIG.num_points
+    S, C = CONFIG.num_tokens, CONFIG.feat_channels
+    D = C // nH
+    with torch.no_grad():
+        value = attention.value_proj(viz_trace.value(pd + "encoder_inputs")[:, 0]).view(S, nH, D)
+    locations = viz_trace.value(pd + "encoder.layers.0.self_attn.sampling_locations")[0]      # (S, nH, L, P, 2)
+    weights = viz_trace.value(pd + "encoder.layers.0.self_attn.attention_weights")[0].view(S, nH, L, P)
+    starts = [0] + [sum(h * w for h, w in CONFIG.spatial_shapes[:l + 1]) for l in range(L - 1)]
+    q = viz.query_index(viz_trace, 2, 1, 2)
+    by_hand = torch.zeros(nH, D)
+    for head in range(nH):
+        for l, (h, w) in enumerate(CONFIG.spatial_shapes):
+            value_map = value[starts[l]:starts[l] + h * w, head].view(h, w, D)
+            for p in range(P):
+                by_hand[head] += weights[q, head, l, p] * viz.bilinear_sample(value_map, locations[q, head, l, p])
+    core = multi_scale_deformable_attn(value[None], list(CONFIG.spatial_shapes), locations[None, q:q + 1],
+                                       weights[None, q:q + 1])[0, 0]                          # (C,)
+    assert torch.allclose(by_hand.reshape(C), core, atol=1e-5)
