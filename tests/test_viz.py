@@ -186,3 +186,90 @@ def test_load_model_random_fallback():
     assert weights == "random" and not model.training
     model, weights = load_model(verbose=False)     # pretrained when installed, else random
     assert weights in ("pretrained", "random")
+
+
+def test_bilinear_corners_match_grid_sample():
+    """The four neighbours and weights of a point are what grid_sample reads, on and off the map."""
+    torch.manual_seed(0)
+    value_map = torch.randn(3, 5, 4)                                    # (h, w, D)
+    for location in [(0.53, 0.41), (0.02, 0.95), (1.07, -0.1), (0.5 / 5, 0.5 / 3)]:
+        cell = viz.bilinear_corners(location, (3, 5))
+        assert abs(sum(c["weight"] for c in cell["corners"]) - 1) < 1e-9
+        assert cell["pixel"] == pytest.approx((location[0] * 5 - 0.5, location[1] * 3 - 0.5))
+        grid = torch.tensor(location).view(1, 1, 1, 2) * 2 - 1
+        expected = torch.nn.functional.grid_sample(value_map.permute(2, 0, 1)[None], grid.float(),
+                                                   align_corners=False)[0, :, 0, 0]
+        assert torch.allclose(viz.bilinear_sample(value_map, location), expected, atol=1e-6)
+    centre = viz.bilinear_corners((0.5 / 5, 0.5 / 3), (3, 5))          # a pixel centre: one neighbour
+    assert [c["weight"] for c in centre["corners"]] == [1, 0, 0, 0]
+    outside = viz.bilinear_corners((0.02, 0.95), (3, 5))
+    assert [c["inside"] for c in outside["corners"]] == [False, True, False, False]
+
+
+def test_pixel_inside_finds_a_pixel_on_the_object():
+    mask = torch.zeros(32, 32, dtype=torch.bool)
+    mask[16:30, 2:12] = True
+    x, y = viz.pixel_inside(mask.numpy(), (8, 8))
+    assert mask[int((y + 0.5) * 4), int((x + 0.5) * 4)]
+    small = torch.zeros(32, 32, dtype=torch.bool)
+    small[18:22, 2:6] = True                                      # misses the 2×2 level's centres (8, 24)
+    with pytest.raises(ValueError, match="no pixel centre of the 2×2 level"):
+        viz.pixel_inside(small.numpy(), (2, 2))
+
+
+def test_bilinear_cell_and_sampling_overview(viz_trace):
+    figure = viz.plot_bilinear_cell((0.61, 0.99), (4, 4), level=1)
+    figure.canvas.draw()
+    labels = " ".join(t.get_text() for t in figure.axes[0].texts)
+    assert "off the map" in labels and "fx=" in labels
+    torch.manual_seed(1)
+    fresh = trace(Mask2Former(CONFIG).eval(), viz_trace.value("images"),
+                  keep=["images", "panoptic_head.pixel_decoder.*"])
+    figure = viz.plot_sampling_overview({"init": fresh, "trained": viz_trace}, layer=1, level=2, x=3, y=4)
+    figure.canvas.draw()
+    assert len(figure.axes) == 3                                       # two panels and the colour bar
+    assert figure.axes[2].get_ylabel() == "attention weight"
+    nH, L, P = CONFIG.num_heads, CONFIG.num_levels, CONFIG.num_points
+    points = [c for c in figure.axes[0].collections if len(c.get_offsets()) == nH * P]
+    assert len(points) == L                                            # one marker set per level
+    with pytest.raises(ValueError, match="at least one trace"):
+        viz.plot_sampling_overview({}, layer=0, level=0, x=0, y=0)
+
+
+def test_heatmaps_have_colour_bars(viz_trace):
+    """Every heatmap of the encoder-side views comes with a colour bar."""
+    levels = viz.plot_feature_levels(viz_trace)
+    maps = [ax for ax in levels.axes if ax.images and ax.images[0].get_cmap().name == "magma"]
+    assert len(maps) == 4 and all(ax.images[0].colorbar is not None for ax in maps)
+    positional = viz.plot_positional_channels(viz_trace, level=1)
+    assert any(ax.images and ax.images[0].colorbar is not None for ax in positional.axes)
+    channel = viz.plot_feature_channel(viz_trace, level=2, channel=1)
+    bar = next(ax.images[0].colorbar for ax in channel.axes if ax.images and ax.images[0].colorbar)
+    assert [t.get_text() for t in bar.ax.get_yticklabels()] == ["min", "max"]
+    one = viz.plot_positional_channel(viz_trace, level=0, channel=3)
+    assert any(ax.images and ax.images[0].colorbar is not None for ax in one.axes)
+
+
+def test_by_hand_sum_of_bilinear_samples_is_the_core(viz_trace, model):
+    """Σ over L·P of weight × bilinear_sample, per head, is what the model's core computes."""
+    from m2f_teach.model.deformable_attention import multi_scale_deformable_attn
+    pd = "panoptic_head.pixel_decoder."
+    attention = model.panoptic_head.pixel_decoder.encoder.layers[0].self_attn
+    nH, L, P = CONFIG.num_heads, CONFIG.num_levels, CONFIG.num_points
+    S, C = CONFIG.num_tokens, CONFIG.feat_channels
+    D = C // nH
+    with torch.no_grad():
+        value = attention.value_proj(viz_trace.value(pd + "encoder_inputs")[:, 0]).view(S, nH, D)
+    locations = viz_trace.value(pd + "encoder.layers.0.self_attn.sampling_locations")[0]      # (S, nH, L, P, 2)
+    weights = viz_trace.value(pd + "encoder.layers.0.self_attn.attention_weights")[0].view(S, nH, L, P)
+    starts = [0] + [sum(h * w for h, w in CONFIG.spatial_shapes[:l + 1]) for l in range(L - 1)]
+    q = viz.query_index(viz_trace, 2, 1, 2)
+    by_hand = torch.zeros(nH, D)
+    for head in range(nH):
+        for l, (h, w) in enumerate(CONFIG.spatial_shapes):
+            value_map = value[starts[l]:starts[l] + h * w, head].view(h, w, D)
+            for p in range(P):
+                by_hand[head] += weights[q, head, l, p] * viz.bilinear_sample(value_map, locations[q, head, l, p])
+    core = multi_scale_deformable_attn(value[None], list(CONFIG.spatial_shapes), locations[None, q:q + 1],
+                                       weights[None, q:q + 1])[0, 0]                          # (C,)
+    assert torch.allclose(by_hand.reshape(C), core, atol=1e-5)

@@ -7,6 +7,8 @@ what the tests call.
 from .decoder import attention_mask_data, attention_mask_explorer, blocked_rows, plot_attention_mask
 from .deformable import (deformable_explorer, plot_initial_ring, plot_sampling_points, query_index,
                          sampling_points)
+from .deformable_by_hand import (bilinear_corners, bilinear_sample, pixel_inside, plot_bilinear_cell,
+                                 plot_sampling_overview)
 from .diagram import architecture_diagram
 from .explorer import DPI, Explorer, new_figure
 from .features import feature_browser, plot_feature_channel, plot_feature_levels
@@ -26,6 +28,7 @@ __all__ = [
     "plot_positional_channels", "plot_positional_channel", "positional_browser",
     "plot_reference_grid", "reference_browser", "plot_initial_ring", "sampling_points",
     "query_index", "plot_sampling_points", "deformable_explorer",
+    "pixel_inside", "bilinear_corners", "bilinear_sample", "plot_bilinear_cell", "plot_sampling_overview",
     "attention_mask_data", "blocked_rows", "plot_attention_mask", "attention_mask_explorer",
     "instance_predictions", "plot_instances", "plot_deep_supervision", "prediction_explorer",
     "plot_history", "plot_stages",

@@ -17,6 +17,7 @@ import math
 import numpy as np
 import torch
 from matplotlib.collections import LineCollection
+from matplotlib.lines import Line2D
 
 from ._common import as_numpy, kept, level_shapes, level_starts, show_image
 from .explorer import Explorer, dropdown, int_slider, new_figure, static
@@ -41,7 +42,7 @@ def plot_initial_ring(module, level: int = 0, figure=None):
     """Deformable DETR's initial offsets: head h points at angle 2πh/nH, point p is p+1 pixels out."""
     offsets = ring_offsets(module)[:, level]                         # (nH, P, 2) in level pixels
     nH, P, _ = offsets.shape
-    figure = figure if figure is not None else new_figure((3.8, 3.8))
+    figure = figure if figure is not None else new_figure((5.0, 3.8))
     ax = figure.subplots()
     ax.scatter([0], [0], marker="+", s=120, c="black", label="reference point")
     for h in range(nH):
@@ -54,7 +55,7 @@ def plot_initial_ring(module, level: int = 0, figure=None):
     ax.set_xlabel("x offset (pixels of the level)")
     ax.set_ylabel("y offset")
     ax.set_title(f"sampling_offsets bias: {nH} heads × {P} points", fontsize=9)
-    ax.legend(fontsize=6, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1.0), frameon=False)
     figure.tight_layout()
     return figure
 
@@ -90,10 +91,17 @@ def build_sampling_points(trace, batch: int = 0):
     H, W = trace.config.image_size
     shapes = level_shapes(trace)
 
+    nH = trace.config.num_heads
+
     def build(figure):
         L = len(shapes)
-        figure.subplots_adjust(left=0.01, right=0.99, bottom=0.02, top=0.78, wspace=0.05)
+        figure.subplots_adjust(left=0.01, right=0.99, bottom=0.12, top=0.8, wspace=0.05)
         axes = np.atleast_1d(figure.subplots(1, L))
+        handles = [Line2D([], [], marker="o", linestyle="", color=head_colour(h), markeredgecolor="black",
+                          markeredgewidth=0.4, label=f"head {h}") for h in range(nH)]
+        handles.append(Line2D([], [], marker="+", linestyle="", color="black", markersize=9, label="reference point"))
+        figure.legend(handles=handles, loc="lower center", ncol=len(handles), fontsize=7, frameon=False,
+                      handletextpad=0.1, columnspacing=0.8)
         points, crosses, titles = [], [], []
         for ax, (h, w) in zip(axes, shapes):
             show_image(ax, image, alpha=0.55)
@@ -137,7 +145,7 @@ def build_sampling_points(trace, batch: int = 0):
 def plot_sampling_points(trace, layer: int = 0, level: int = 0, x: int = 0, y: int = 0,
                          head="all", batch: int = 0, figure=None):
     """One panel per level: the reference point (+) and the sampling points, area ∝ weight."""
-    return static(build_sampling_points(trace, batch), figure, (3.0 * len(level_shapes(trace)), 3.4),
+    return static(build_sampling_points(trace, batch), figure, (3.0 * len(level_shapes(trace)), 3.7),
                   layer=layer, level=level, x=x, y=y, head=head)
 
 
@@ -166,5 +174,5 @@ def deformable_explorer(trace, batch: int = 0) -> Explorer:
             controls["y"].value = min(h - 1, int(fy * h))
             controls["x"].max, controls["y"].max = w - 1, h - 1
 
-    return Explorer(build_sampling_points(trace, batch), controls, figsize=(3.0 * len(shapes), 3.4),
+    return Explorer(build_sampling_points(trace, batch), controls, figsize=(3.0 * len(shapes), 3.7),
                     title="deformable sampling", on_change=on_change)

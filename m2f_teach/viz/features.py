@@ -44,9 +44,12 @@ def plot_feature_levels(trace, pattern: str = BACKBONE, batch: int = 0, figure=N
         k = 1
     for ax, name in zip(axes[k:], names):
         x = kept(trace, name)[batch]                                 # (C, h, w)
-        ax.imshow(as_numpy(x.abs().mean(0)), cmap="magma", interpolation="nearest")
+        im = ax.imshow(as_numpy(x.abs().mean(0)), cmap="magma", interpolation="nearest")
         ax.set_title(_level_title(trace, name), fontsize=9)
         clean_axes(ax)
+        colourbar = figure.colorbar(im, ax=ax, fraction=0.046, pad=0.03)
+        colourbar.ax.tick_params(labelsize=7)
+    axes[k].set_xlabel("mean |activation| over channels", fontsize=8)
     figure.tight_layout()
     return figure
 
@@ -58,12 +61,17 @@ def build_feature_channel(trace, pattern: str = BACKBONE, batch: int = 0):
     H, W = trace.config.image_size
 
     def build(figure):
-        figure.subplots_adjust(left=0.02, right=0.98, bottom=0.03, top=0.86, wspace=0.06)
+        figure.subplots_adjust(left=0.02, right=0.88, bottom=0.03, top=0.86, wspace=0.06)
         ax_image, ax_map = figure.subplots(1, 2)
         if image is not None:
             show_image(ax_image, image)
         ax_image.set_title("input", fontsize=9)
-        im = ax_map.imshow(np.zeros((1, 1)), cmap="viridis", extent=(0, W, H, 0), interpolation="nearest")
+        # each channel is drawn between its own min (0) and max (1); the caption gives the range
+        im = ax_map.imshow(np.zeros((1, 1)), cmap="viridis", extent=(0, W, H, 0), interpolation="nearest",
+                           vmin=0, vmax=1)
+        colourbar = figure.colorbar(im, cax=figure.add_axes((0.9, 0.1, 0.025, 0.7)), ticks=[0, 1])
+        colourbar.ax.set_yticklabels(["min", "max"], fontsize=7)
+        colourbar.set_label("this channel's range", fontsize=7)
         title = ax_map.set_title("", fontsize=9)
         for ax in (ax_image, ax_map):
             clean_axes(ax)
@@ -74,9 +82,8 @@ def build_feature_channel(trace, pattern: str = BACKBONE, batch: int = 0):
             C, h, w = x.shape
             channel = min(channel, C - 1)
             values = as_numpy(x[channel])
-            im.set_data(values)
             low, high = float(values.min()), float(values.max())
-            im.set_clim(low, high if high > low else low + 1e-6)
+            im.set_data((values - low) / (high - low if high > low else 1.0))
             title.set_text(f"{'.'.join(name.split('.')[-2:])} channel {channel} of {C}  ({h}×{w})\n"
                            f"range [{low:.2f}, {high:.2f}] (yellow = high)")
         update.artists = [im, title]

@@ -1,4 +1,8 @@
-"""The glossary letters (STYLE.md) with their meaning and their value at a configuration."""
+"""The glossary letters with their meaning and their value at a configuration.
+
+This module is where the glossary lives: the one list of letters every table, code comment and
+notebook of the package uses (`MEANINGS` below; notebook 00 prints it at the seed).
+"""
 from __future__ import annotations
 
 MEANINGS = {

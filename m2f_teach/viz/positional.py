@@ -22,12 +22,16 @@ def plot_positional_channels(trace, level: int = 0, channels=None, batch: int = 
     figure = figure if figure is not None else new_figure((1.9 * len(channels), 2.3))
     axes = figure.subplots(1, len(channels))
     for ax, c in zip(axes, channels):
-        ax.imshow(as_numpy(pos[c]), cmap="RdBu", vmin=-1, vmax=1, interpolation="nearest")
+        im = ax.imshow(as_numpy(pos[c]), cmap="RdBu", vmin=-1, vmax=1, interpolation="nearest")
         axis = "y" if c < C // 2 else "x"
         ax.set_title(f"ch {c} ({axis}, {'sin' if c % 2 == 0 else 'cos'})", fontsize=8)
         ax.set_xticks([])
         ax.set_yticks([])
-    figure.tight_layout()
+    axes[0].set_xlabel("x →", fontsize=8)
+    axes[0].set_ylabel("↓ y", fontsize=8)
+    figure.tight_layout(rect=(0, 0, 0.93, 1))
+    colourbar = figure.colorbar(im, cax=figure.add_axes((0.945, 0.2, 0.012, 0.6)))
+    colourbar.ax.tick_params(labelsize=7)
     return figure
 
 
@@ -35,18 +39,23 @@ def build_positional_channel(trace, batch: int = 0):
     """`build(figure) -> update(level, channel)`: one channel as a map, and its profile along y
     (column 0) and x (row 0)."""
     def build(figure):
-        figure.subplots_adjust(left=0.03, right=0.97, bottom=0.17, top=0.86, wspace=0.25)
+        figure.subplots_adjust(left=0.05, right=0.97, bottom=0.17, top=0.86, wspace=0.45)
         ax_map, ax_line = figure.subplots(1, 2)
         im = ax_map.imshow(np.zeros((1, 1)), cmap="RdBu", vmin=-1, vmax=1, interpolation="nearest",
                            extent=(0, 1, 1, 0))
         title = ax_map.set_title("", fontsize=9)
         ax_map.set_xticks([])
         ax_map.set_yticks([])
+        ax_map.set_xlabel("x →", fontsize=8)
+        ax_map.set_ylabel("↓ y", fontsize=8)
+        colourbar = figure.colorbar(im, ax=ax_map, fraction=0.046, pad=0.03)
+        colourbar.ax.tick_params(labelsize=7)
         line_y, = ax_line.plot([], [], label="along y (column 0)")
         line_x, = ax_line.plot([], [], label="along x (row 0)", linestyle="--")
         ax_line.set_ylim(-1.1, 1.1)
         ax_line.set_xlim(0, 1)
         ax_line.set_xlabel("pixel centre / size, (i + 0.5) / n")
+        ax_line.set_ylabel("pos_embed value")
         ax_line.legend(fontsize=7, loc="lower left")
 
         def update(level, channel):

@@ -37,8 +37,11 @@ def build_reference_grid(trace, batch: int = 0):
     H, W = trace.config.image_size
 
     def build(figure):
-        figure.subplots_adjust(left=0.02, right=0.98, bottom=0.02, top=0.88)
+        figure.subplots_adjust(left=0.14, right=0.97, bottom=0.11, top=0.84)
         ax = figure.subplots()
+        ax.set_xlabel("x (image pixels)", fontsize=8)
+        ax.set_ylabel("y (image pixels)", fontsize=8)
+        ax.tick_params(labelsize=7)
         show_image(ax, image, alpha=0.8)
         grid = LineCollection([], colors="white", linewidths=0.4, alpha=0.7)
         ax.add_collection(grid)
@@ -58,7 +61,7 @@ def build_reference_grid(trace, batch: int = 0):
             ring.set_offsets([[x * W, y * H]])
             col, row = highlight % w, highlight // w
             title.set_text(f"level {level}: {h}×{w} points, stride {H // h}\n"
-                           f"token {highlight} = pixel (x={col}, y={row}) → "
+                           f"token {highlight} = pixel (x={col}, y={row})\n→ "
                            f"(({col}+0.5)/{w}, ({row}+0.5)/{h}) = ({x:.4f}, {y:.4f})")
         update.artists = [grid, dots, ring, title]
         return update
