@@ -76,7 +76,7 @@ def multi_scale_deformable_attn(value: torch.Tensor, spatial_shapes: list[tuple[
 
     # for each (b, q, h): Σ over L·P·4 = 48 weighted rows
     output = F.embedding_bag(rows.view(B * S_q * nH, L * P * 4), value.reshape(B * S * nH, D),
-                             per_sample_weights=weights.view(B * S_q * nH, L * P * 4),
+                             per_sample_weights=weights.view(B * S_q * nH, L * P * 4).to(value.dtype),
                              mode="sum")                                       # (B·S_q·nH, D)
     return output.view(B, S_q, nH * D)                                         # (B, S_q, nH·D)
 
