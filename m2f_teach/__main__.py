@@ -19,7 +19,8 @@ import typing
 from .model.config import PRESETS, M2FConfig
 
 FORMATS = ("md", "html", "csv", "json", "latex")
-SUBCOMMAND_MODULES = ("m2f_teach.convert.cli", "m2f_teach.training.train", "m2f_teach.lab")
+SUBCOMMAND_MODULES = ("m2f_teach.convert.cli", "m2f_teach.training.train", "m2f_teach.lab",
+                      "m2f_teach.predict.cli")
 
 
 def _add_config_arguments(parser: argparse.ArgumentParser):
