@@ -16,8 +16,11 @@ have: `resize_mask_pred` does it as mmdetection does). The rules are mmdetection
   segment keeps only its pixels where its own mask is ≥ 0.5; stuff classes merge into one
   segment per class.
 
-One place HF differs from mmdetection and the original Mask2Former: HF measures a query's own
-mask area after multiplying by its score, mmdetection before; we follow mmdetection.
+Where HF's panoptic post-processing differs from mmdetection and the original Mask2Former, we
+follow mmdetection: HF measures a query's own mask area after multiplying it by its score;
+after merging a stuff class into an earlier segment, HF can give the next segment an id that
+is already taken (transformers 5.x `compute_segments`). Segment ids here are 1, 2, ... in
+query order, one per thing and one per stuff class.
 """
 from __future__ import annotations
 
@@ -107,6 +110,8 @@ def panoptic_postprocess(cls_pred: torch.Tensor, mask_pred: torch.Tensor,
         if filter_low_score:
             mask = mask & (cur_masks[k] >= 0.5)
         if mask_area == 0 or original_area == 0 or not mask_area / original_area > overlap_threshold:
+            continue
+        if not mask.any():           # every pixel it won was below 0.5 of its own mask
             continue
         if not is_thing and label in stuff_segment:
             segment_id = stuff_segment[label]
