@@ -20,7 +20,7 @@ from .model.config import PRESETS, M2FConfig
 
 FORMATS = ("md", "html", "csv", "json", "latex")
 SUBCOMMAND_MODULES = ("m2f_teach.convert.cli", "m2f_teach.training.train", "m2f_teach.lab",
-                      "m2f_teach.predict.cli", "m2f_teach.convert.compare")
+                      "m2f_teach.predict.cli", "m2f_teach.export.cli", "m2f_teach.convert.compare")
 
 
 def _add_config_arguments(parser: argparse.ArgumentParser):
