@@ -79,11 +79,12 @@ def render(rows: list[dict], source: str) -> str:
              f"{'-' * width}  {'-' * 22} {'-' * 10} {'-' * 10}"]
     for r in rows:
         if r["kind"] == "mask":
-            lines.append(f"{r['name']:<{width}}  {str(r['shape']):<22} {r['abs']:>10d} {r['rel']:>10.1e}"
-                         f"  {'' if r['ok'] else '<- differs'}  (entries differing)")
+            line = (f"{r['name']:<{width}}  {str(r['shape']):<22} {r['abs']:>10d} {r['rel']:>10.1e}"
+                    f"  entries differing{'' if r['ok'] else '  <- differs'}")
         else:
-            lines.append(f"{r['name']:<{width}}  {str(r['shape']):<22} {r['abs']:>10.2e} {r['rel']:>10.2e}"
-                         f"  {'' if r['ok'] else '<- differs'}")
+            line = (f"{r['name']:<{width}}  {str(r['shape']):<22} {r['abs']:>10.2e} {r['rel']:>10.2e}"
+                    f"{'' if r['ok'] else '  <- differs'}")
+        lines.append(line)
     bad = [r for r in rows if not r["ok"]]
     if bad:
         lines.append(f"first stage beyond tolerance: {bad[0]['name']} (then {len(bad) - 1} more)")
