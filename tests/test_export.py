@@ -26,7 +26,7 @@ def cli(args) -> int:
 @pytest.fixture(scope="module")
 def tiny():
     torch.manual_seed(0)
-    config = M2FConfig.small(image_size=(64, 96), num_encoder_layers=2, num_decoder_layers=3, num_queries=8)
+    config = M2FConfig.small(image_size=(64, 96), num_encoder_layers=1, num_decoder_layers=2, num_queries=8)
     return Mask2Former(config).eval()
 
 

@@ -356,3 +356,25 @@ def test_api_rejects_bad_arrays():
         predict(torch.zeros(4, 50, 60))
     with pytest.raises(TypeError, match="is not an image"):
         predict([3.5])
+
+
+def test_labels_from_hf_know_coco_things_and_stuff(tmp_path):
+    """COCO's 80 instance names are all things; COCO panoptic's 133 put 80 things first;
+    transformers' placeholder names (LABEL_0, ...) are not kept; names round-trip a checkpoint."""
+    import types
+    from m2f_teach import M2FConfig, Mask2Former
+    from m2f_teach.convert import save_checkpoint
+    from m2f_teach.convert.checkpoint import read_labels
+    from m2f_teach.convert.hf import labels_from_hf
+
+    def hf_config(names):
+        return types.SimpleNamespace(num_labels=len(names), id2label=dict(enumerate(names)))
+    coco = ["person"] + [f"thing {i}" for i in range(78)] + ["toothbrush"]
+    assert labels_from_hf(hf_config(coco))["num_things"] == 80
+    assert labels_from_hf(hf_config(coco + [f"stuff {i}" for i in range(53)]))["num_things"] == 80
+    assert labels_from_hf(hf_config([f"LABEL_{i}" for i in range(5)])) == {"class_names": None, "num_things": None}
+    model = Mask2Former(M2FConfig.small(num_classes=3, image_size=(64, 64)))
+    path = save_checkpoint(model, tmp_path / "m.safetensors", class_names=["a", "b", "c"], num_things=2)
+    assert read_labels(path) == {"class_names": ["a", "b", "c"], "num_things": 2}
+    with pytest.raises(ValueError, match="2 class names for a model with 3 classes"):
+        save_checkpoint(model, tmp_path / "bad.safetensors", class_names=["a", "b"])
