@@ -7,6 +7,9 @@
     python -m m2f_teach convert --from hf ./mask2former-swin-tiny --output weights.safetensors
     python -m m2f_teach train --steps 100 --out artifacts/shapes.safetensors
     python -m m2f_teach lab                            # JupyterLab on notebooks/ (or the table)
+    python -m m2f_teach predict photo.png --task panoptic -o overlay.png --json results.json
+    python -m m2f_teach export --format onnx -o m2f.onnx   # or --format pt2; checked after writing
+    python -m m2f_teach compare --hf ./hf-folder [IMAGE]    # stage by stage against HF (or --mmdet)
 """
 from __future__ import annotations
 
@@ -19,7 +22,8 @@ import typing
 from .model.config import PRESETS, M2FConfig
 
 FORMATS = ("md", "html", "csv", "json", "latex")
-SUBCOMMAND_MODULES = ("m2f_teach.convert.cli", "m2f_teach.training.train", "m2f_teach.lab")
+SUBCOMMAND_MODULES = ("m2f_teach.convert.cli", "m2f_teach.training.train", "m2f_teach.lab",
+                      "m2f_teach.predict.cli", "m2f_teach.export.cli", "m2f_teach.convert.compare")
 
 
 def _add_config_arguments(parser: argparse.ArgumentParser):

@@ -26,10 +26,16 @@ from .strict import ConversionError, load_strict
 FORMAT = "m2f-teach/1"
 
 
-def save_checkpoint(model: Mask2Former, path: str | os.PathLike) -> Path:
-    """Write `model`'s weights and config to `path` (.safetensors)."""
+def save_checkpoint(model: Mask2Former, path: str | os.PathLike, class_names=None,
+                    num_things: int | None = None) -> Path:
+    """Write `model`'s weights and config to `path` (.safetensors).
+
+    `class_names` (K − 1 names) and `num_things` (classes `0..num_things−1` are things, the rest
+    stuff, mmdetection's convention) travel in the metadata too, for `python -m m2f_teach predict`.
+    """
     path = Path(path)
     metadata = {"format": FORMAT, "m2f_teach.config": json.dumps(dataclasses.asdict(model.config))}
+    metadata.update(_label_metadata(model.config.num_classes, class_names, num_things))
     if isinstance(model.backbone, HFBackbone):
         metadata["m2f_teach.hf_backbone"] = model.backbone.backbone_config_json()
     # safetensors refuses tensors that share memory: clone and make each contiguous
@@ -37,6 +43,30 @@ def save_checkpoint(model: Mask2Former, path: str | os.PathLike) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     save_file(tensors, str(path), metadata=metadata)
     return path
+
+
+def _label_metadata(num_classes: int, class_names, num_things) -> dict[str, str]:
+    metadata = {}
+    if class_names is not None:
+        class_names = [str(name) for name in class_names]
+        if len(class_names) != num_classes:
+            raise ValueError(f"{len(class_names)} class names for a model with {num_classes} classes")
+        metadata["m2f_teach.class_names"] = json.dumps(class_names)
+    if num_things is not None:
+        if not 0 <= int(num_things) <= num_classes:
+            raise ValueError(f"num_things={num_things} must be between 0 and num_classes={num_classes}")
+        metadata["m2f_teach.num_things"] = str(int(num_things))
+    return metadata
+
+
+def read_labels(path: str | os.PathLike) -> dict:
+    """`{"class_names": [...] or None, "num_things": int or None}` stored in a checkpoint."""
+    with safe_open(str(path), framework="pt") as f:
+        metadata = f.metadata() or {}
+    names = metadata.get("m2f_teach.class_names")
+    num_things = metadata.get("m2f_teach.num_things")
+    return {"class_names": json.loads(names) if names else None,
+            "num_things": int(num_things) if num_things is not None else None}
 
 
 def config_from_dict(values: dict) -> M2FConfig:

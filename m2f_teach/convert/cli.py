@@ -46,6 +46,7 @@ def load_hf_model(src: str):
 def run(args) -> int:
     """Carry out `convert` for parsed `args`; returns the exit status."""
     from . import from_hf, from_mmdet, read_state_dict, save_checkpoint
+    from .hf import labels_from_hf
     from .strict import ConversionError
     if not args.output.endswith(".safetensors"):
         print(f"--output must end in .safetensors, got {args.output!r}", file=sys.stderr)
@@ -55,13 +56,16 @@ def run(args) -> int:
             if args.config:
                 print("--config is for --from mmdet only", file=sys.stderr)
                 return 2
-            model = from_hf(load_hf_model(args.src))
+            hf_model = load_hf_model(args.src)
+            model = from_hf(hf_model)
+            labels = labels_from_hf(hf_model.config)
         else:
             model = from_mmdet(read_state_dict(args.src), args.config)
+            labels = {}
     except ConversionError as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
-    path = save_checkpoint(model, args.output)
+    path = save_checkpoint(model, args.output, **labels)
     n = sum(p.numel() for p in model.state_dict().values())
     c = model.config
     print(f"wrote {path}: {n} numbers, {type(model.backbone).__name__} backbone, C={c.feat_channels}, "

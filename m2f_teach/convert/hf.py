@@ -255,3 +255,27 @@ def from_hf(hf_model=None, *, state_dict=None, config=None, image_size=(1024, 10
     ours = state_dict_from_hf(hf_state_dict, m2f_config, resnet=resnet)
     load_strict(model, ours, "converted HF Mask2Former")
     return model.eval()
+
+
+# COCO panoptic's 133 classes: the first 80 are things (mmdetection's num_things_classes)
+COCO_PANOPTIC_NUM_THINGS = 80
+
+
+def labels_from_hf(hf_config) -> dict:
+    """`{"class_names", "num_things"}` from a HF config's `id2label`, for `save_checkpoint`.
+
+    Names are kept unless they are transformers' placeholders (`LABEL_0`, ...). Which classes
+    are stuff is not in a HF config: 80 COCO names are all things; 133 COCO panoptic names
+    (things first) have 80 things; otherwise it stays unknown (`None`).
+    """
+    id2label = _get(hf_config, "id2label") or {}
+    num_labels = hf_config.num_labels
+    names = [id2label.get(i, id2label.get(str(i))) for i in range(num_labels)]
+    if any(n is None for n in names) or all(str(n) == f"LABEL_{i}" for i, n in enumerate(names)):
+        return {"class_names": None, "num_things": None}
+    num_things = None
+    if num_labels == 80 and names[0] == "person" and names[79] == "toothbrush":
+        num_things = 80
+    elif num_labels == 133 and names[0] == "person" and names[79] == "toothbrush":
+        num_things = COCO_PANOPTIC_NUM_THINGS
+    return {"class_names": [str(n) for n in names], "num_things": num_things}

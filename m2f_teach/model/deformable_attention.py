@@ -91,14 +91,15 @@ def multi_scale_deformable_attn(value: torch.Tensor, spatial_shapes: list[tuple[
 
     # for each (b, q, h): Σ over L·P·4 = 48 weighted rows
     output = F.embedding_bag(rows.view(B * S_q * nH, L * P * 4), value.reshape(B * S * nH, D),
-                             per_sample_weights=weights.view(B * S_q * nH, L * P * 4),
+                             per_sample_weights=weights.view(B * S_q * nH, L * P * 4).to(value.dtype),
                              mode="sum")                                       # (B·S_q·nH, D)
     return output.view(B, S_q, nH * D)                                         # (B, S_q, nH·D)
 
 
 def multi_scale_deformable_attn_grid_sample(value: torch.Tensor, spatial_shapes: list[tuple[int, int]],
                                             sampling_locations: torch.Tensor,
-                                            attention_weights: torch.Tensor) -> torch.Tensor:
+                                            attention_weights: torch.Tensor,
+                                            level_start_index: list[int] | None = None) -> torch.Tensor:
     """The core as the seed and mmcv's PyTorch path write it: `grid_sample` per level, then the
     weighted sum over L·P. Builds every sample, `(B·nH, D, S_q, L·P)`; slower on CPU than
     `multi_scale_deformable_attn`, which computes the same numbers.
@@ -107,6 +108,7 @@ def multi_scale_deformable_attn_grid_sample(value: torch.Tensor, spatial_shapes:
     * `spatial_shapes`: `[(H_l, W_l)] * L`, low to high resolution
     * `sampling_locations`: `(B, S_q, nH, L, P, 2)`, (x, y) in [0, 1]
     * `attention_weights`: `(B, S_q, nH, L, P)`, summing to 1 over L·P
+    * `level_start_index`: accepted for the gather core's signature; the split by sizes needs none
     * returns `(B, S_q, nH·D)`
     """
     B, _, nH, D = value.shape

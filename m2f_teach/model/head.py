@@ -79,7 +79,7 @@ class Mask2FormerHead(nn.Module):
             decoder_input = memory.flatten(2).permute(2, 0, 1)                        # (H_l·W_l, B, C)
             decoder_input = decoder_input + self.level_embed.weight[i].view(1, 1, -1)  # (H_l·W_l, B, C)
             mask = decoder_input.new_zeros((batch_size,) + memory.shape[-2:], dtype=torch.bool)  # (B, H_l, W_l)
-            decoder_positional_encoding = self.decoder_positional_encoding(mask)      # (B, C, H_l, W_l)
+            decoder_positional_encoding = self.decoder_positional_encoding(mask, decoder_input.dtype)  # (B, C, H_l, W_l)
             decoder_positional_encoding = decoder_positional_encoding.flatten(2).permute(2, 0, 1)  # (H_l·W_l, B, C)
             decoder_inputs.append(tap(decoder_input, "decoder_inputs", "H_l*W_l B C", index=i, level=i))
             decoder_positional_encodings.append(tap(decoder_positional_encoding, "decoder_positional_encodings",

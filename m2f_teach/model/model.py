@@ -44,6 +44,11 @@ class Mask2Former(nn.Module):
             raise ValueError(f"images has batch size 0 (shape {tuple(images.shape)})")
         if not images.is_floating_point():
             raise TypeError(f"images must be floating point (normalised), got dtype {images.dtype}")
+        weight = self.panoptic_head.cls_embed.weight
+        if images.dtype != weight.dtype:
+            raise TypeError(f"images have dtype {images.dtype} but the model's weights are {weight.dtype}; "
+                            f"convert one to the other (images.to({weight.dtype}) or model.to({images.dtype})), "
+                            f"or keep both float32 inside torch.autocast")
 
     def extract_feat(self, images):
         """Seed step 1: the backbone's four maps."""

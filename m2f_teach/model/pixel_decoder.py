@@ -96,7 +96,7 @@ class MSDeformAttnPixelDecoder(nn.Module):
             h, w = feat.shape[-2:]
             # no padding: every pixel is real
             padding_mask_resized = feat.new_zeros((batch_size, h, w), dtype=torch.bool)  # (B, H_l, W_l)
-            pos_embed = self.positional_encoding(padding_mask_resized)       # (B, C, H_l, W_l)
+            pos_embed = self.positional_encoding(padding_mask_resized, feat_projected.dtype)  # (B, C, H_l, W_l)
             tap(pos_embed, "pos_embed", "B C H_l W_l", index=i, level=i)
             level_embed = self.level_encoding.weight[i]                      # (C,)
             level_pos_embed = level_embed.view(1, -1, 1, 1) + pos_embed      # (B, C, H_l, W_l)
