@@ -10,8 +10,17 @@ Masked attention (the paper's Eq. 2): `attn_mask (B·nH, Q, H_l·W_l)`, True whe
 prediction says the pixel is background for that query (sigmoid < 0.5), so a query only attends
 inside its mask. `attention_mask` builds it from a prediction's mask logits and
 `reset_all_blocked` lets a query whose mask is empty attend everywhere; the head calls both.
+
+This is ordinary multi-head attention (`nn.MultiheadAttention`): every query scores every pixel
+of the level with `q·kᵀ/√D`, not a few sampled points as in the encoder's deformable attention.
+While a trace records (`tap.recording`), each attention also taps what it attends to:
+`attn_logits` (before the softmax, −inf where masked) and `attn_weights` (after it), per head,
+`(B, nH, Q, H_l·W_l)` for cross-attention and `(B, nH, Q, Q)` for self-attention. A plain
+forward never computes them.
 """
 from __future__ import annotations
+
+import math
 
 import torch
 import torch.nn.functional as F
@@ -54,24 +63,65 @@ def reset_all_blocked(attn_mask: torch.Tensor, all_blocked: torch.Tensor) -> tor
     return attn_mask & ~all_blocked[..., None]                                # (B·nH, Q, H_l·W_l)
 
 
+def attention_logits(attn: nn.MultiheadAttention, query: torch.Tensor, key: torch.Tensor,
+                     attn_mask: torch.Tensor | None = None) -> torch.Tensor:
+    """What `attn` feeds its softmax, per head: `q·kᵀ/√D`, −inf where `attn_mask` blocks.
+
+    `query (N_q, B, C)` and `key (N_k, B, C)` with their positions already added,
+    `attn_mask (B·nH, N_q, N_k)` bool (True = blocked) or None → `(B, nH, N_q, N_k)`.
+    The value never enters the scores; it is only summed with the softmax's weights.
+    """
+    N_q, B, C = query.shape
+    nH = attn.num_heads
+    D = C // nH
+    w_q, w_k, _ = attn.in_proj_weight.chunk(3)                                 # 3 × (C, C)
+    b_q, b_k, _ = attn.in_proj_bias.chunk(3)                                   # 3 × (C,)
+    q = F.linear(query, w_q, b_q).view(N_q, B * nH, D).transpose(0, 1)        # (B·nH, N_q, D)
+    k = F.linear(key, w_k, b_k).view(-1, B * nH, D).transpose(0, 1)           # (B·nH, N_k, D)
+    # q·kᵀ / √D, written as torch does it (q scaled first), so the softmax of these logits is
+    # bit for bit the weights nn.MultiheadAttention returns
+    logits = torch.bmm(q * math.sqrt(1.0 / D), k.transpose(1, 2))             # (B·nH, N_q, N_k)
+    if attn_mask is not None:
+        logits = logits.masked_fill(attn_mask, float("-inf"))                 # (B·nH, N_q, N_k)
+    return logits.view(B, nH, N_q, -1)                                        # (B, nH, N_q, N_k)
+
+
 class MultiheadAttention(nn.Module):
     """mmcv's `MultiheadAttention` wrapper: positions added to query and key, not to value.
 
     `query (N_q, B, C)`, `key`/`value (N_k, B, C)` → `identity + attn(...)`: `(N_q, B, C)`.
+    `key_letters` is N_k in the glossary's letters (`"H_l*W_l"` for cross-attention, `"Q"` for
+    self-attention), for the symbolic shape of the recorded weights.
     """
 
-    def __init__(self, embed_dims: int, num_heads: int):
+    def __init__(self, embed_dims: int, num_heads: int, key_letters: str = "Q"):
         super().__init__()
         self.attn = nn.MultiheadAttention(embed_dims, num_heads)
+        self.key_letters = key_letters
+        self.tap = Tap()
 
-    def forward(self, query, key, value, query_pos=None, key_pos=None, attn_mask=None):
+    def forward(self, query, key, value, query_pos=None, key_pos=None, attn_mask=None, level=None):
         identity = query
         if query_pos is not None:
             query = query + query_pos
         if key_pos is not None:
             key = key + key_pos
-        out = self.attn(query, key, value, attn_mask=attn_mask, need_weights=False)[0]
+        out = self.attn(query, key, value, attn_mask=attn_mask, need_weights=False)[0]  # (N_q, B, C)
+        if self.tap.recording:             # only while a trace looks; `out` is computed as without it
+            self.record_weights(query, key, value, attn_mask, level)
         return identity + out
+
+    def record_weights(self, query, key, value, attn_mask=None, level=None):
+        """Tap `attn_logits` (`attention_logits`) and `attn_weights`, both `(B, nH, Q, N_k)`; the
+        weights are what `nn.MultiheadAttention` returns with `need_weights=True` per head."""
+        attn, symbolic = self.attn, f"B nH Q {self.key_letters}"
+        self.tap(attention_logits(attn, query, key, attn_mask), "attn_logits", symbolic, level=level)
+        weights = F.multi_head_attention_forward(
+            query, key, value, attn.embed_dim, attn.num_heads, attn.in_proj_weight, attn.in_proj_bias,
+            attn.bias_k, attn.bias_v, attn.add_zero_attn, attn.dropout, attn.out_proj.weight,
+            attn.out_proj.bias, training=attn.training, attn_mask=attn_mask, need_weights=True,
+            average_attn_weights=False)[1]                                     # (B, nH, Q, N_k)
+        self.tap(weights, "attn_weights", symbolic, level=level)
 
 
 class MaskedAttentionDecoderLayer(nn.Module):
@@ -80,17 +130,17 @@ class MaskedAttentionDecoderLayer(nn.Module):
     def __init__(self, config: M2FConfig):
         super().__init__()
         C = config.feat_channels
-        self.cross_attn = MultiheadAttention(C, config.num_heads)
-        self.self_attn = MultiheadAttention(C, config.num_heads)
+        self.cross_attn = MultiheadAttention(C, config.num_heads, key_letters="H_l*W_l")
+        self.self_attn = MultiheadAttention(C, config.num_heads, key_letters="Q")
         self.ffn = FFN(C, config.decoder_ffn_channels)
         self.norms = nn.ModuleList(nn.LayerNorm(C) for _ in range(3))
         self.tap = Tap()
 
     def forward(self, query, key, value, query_pos, key_pos, attn_mask, level=None):
         attn_mask = self.tap(attn_mask, "attn_mask", "B*nH Q H_l*W_l", level=level)
-        query = self.cross_attn(query, key, value, query_pos, key_pos, attn_mask)   # (Q, B, C)
+        query = self.cross_attn(query, key, value, query_pos, key_pos, attn_mask, level)  # (Q, B, C)
         query = self.norms[0](query)
-        query = self.self_attn(query, query, query, query_pos, query_pos)           # (Q, B, C)
+        query = self.self_attn(query, query, query, query_pos, query_pos)           # (Q, B, C), no mask
         query = self.norms[1](query)
         query = self.norms[2](self.ffn(query))                                      # (Q, B, C)
         return self.tap(query, "query", "Q B C")
