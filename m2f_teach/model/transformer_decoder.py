@@ -14,7 +14,8 @@ inside its mask. `attention_mask` builds it from a prediction's mask logits and
 This is ordinary multi-head attention (`nn.MultiheadAttention`): every query scores every pixel
 of the level with `q·kᵀ/√D`, not a few sampled points as in the encoder's deformable attention.
 While a trace records (`tap.recording`), each attention also taps what it attends to:
-`attn_logits` (before the softmax, −inf where masked) and `attn_weights` (after it), per head,
+`attn_scores` (q·kᵀ/√D; cross-attention only), `attn_logits` (the softmax's input, −inf where
+masked) and `attn_weights` (after the softmax), per head,
 `(B, nH, Q, H_l·W_l)` for cross-attention and `(B, nH, Q, Q)` for self-attention. A plain
 forward never computes them.
 """
@@ -63,12 +64,10 @@ def reset_all_blocked(attn_mask: torch.Tensor, all_blocked: torch.Tensor) -> tor
     return attn_mask & ~all_blocked[..., None]                                # (B·nH, Q, H_l·W_l)
 
 
-def attention_logits(attn: nn.MultiheadAttention, query: torch.Tensor, key: torch.Tensor,
-                     attn_mask: torch.Tensor | None = None) -> torch.Tensor:
-    """What `attn` feeds its softmax, per head: `q·kᵀ/√D`, −inf where `attn_mask` blocks.
+def attention_scores(attn: nn.MultiheadAttention, query: torch.Tensor, key: torch.Tensor) -> torch.Tensor:
+    """What `attn` scores before any mask, per head: `q·kᵀ/√D`.
 
-    `query (N_q, B, C)` and `key (N_k, B, C)` with their positions already added,
-    `attn_mask (B·nH, N_q, N_k)` bool (True = blocked) or None → `(B, nH, N_q, N_k)`.
+    `query (N_q, B, C)` and `key (N_k, B, C)`, their positions already added → `(B, nH, N_q, N_k)`.
     The value never enters the scores; it is only summed with the softmax's weights.
     """
     N_q, B, C = query.shape
@@ -78,12 +77,16 @@ def attention_logits(attn: nn.MultiheadAttention, query: torch.Tensor, key: torc
     b_q, b_k, _ = attn.in_proj_bias.chunk(3)                                   # 3 × (C,)
     q = F.linear(query, w_q, b_q).view(N_q, B * nH, D).transpose(0, 1)        # (B·nH, N_q, D)
     k = F.linear(key, w_k, b_k).view(-1, B * nH, D).transpose(0, 1)           # (B·nH, N_k, D)
-    # q·kᵀ / √D, written as torch does it (q scaled first), so the softmax of these logits is
-    # bit for bit the weights nn.MultiheadAttention returns
-    logits = torch.bmm(q * math.sqrt(1.0 / D), k.transpose(1, 2))             # (B·nH, N_q, N_k)
-    if attn_mask is not None:
-        logits = logits.masked_fill(attn_mask, float("-inf"))                 # (B·nH, N_q, N_k)
-    return logits.view(B, nH, N_q, -1)                                        # (B, nH, N_q, N_k)
+    # q·kᵀ / √D, written as torch does it (q scaled first), so that the softmax of these scores
+    # is bit for bit the weights nn.MultiheadAttention returns
+    scores = torch.bmm(q * math.sqrt(1.0 / D), k.transpose(1, 2))             # (B·nH, N_q, N_k)
+    return scores.view(B, nH, N_q, -1)                                        # (B, nH, N_q, N_k)
+
+
+def masked_logits(scores: torch.Tensor, attn_mask: torch.Tensor) -> torch.Tensor:
+    """The softmax's input: `scores (B, nH, N_q, N_k)` with −inf where `attn_mask (B·nH, N_q, N_k)`
+    is True, so those keys get weight exp(−inf) = 0."""
+    return scores.masked_fill(attn_mask.view(scores.shape), float("-inf"))   # (B, nH, N_q, N_k)
 
 
 class MultiheadAttention(nn.Module):
@@ -112,10 +115,15 @@ class MultiheadAttention(nn.Module):
         return identity + out
 
     def record_weights(self, query, key, value, attn_mask=None, level=None):
-        """Tap `attn_logits` (`attention_logits`) and `attn_weights`, both `(B, nH, Q, N_k)`; the
-        weights are what `nn.MultiheadAttention` returns with `need_weights=True` per head."""
+        """Tap `attn_scores` (before the mask; cross-attention only), `attn_logits` (−inf where
+        masked) and `attn_weights` (after the softmax), each `(B, nH, Q, N_k)`. The weights are
+        what `nn.MultiheadAttention` returns with `need_weights=True`, per head."""
         attn, symbolic = self.attn, f"B nH Q {self.key_letters}"
-        self.tap(attention_logits(attn, query, key, attn_mask), "attn_logits", symbolic, level=level)
+        logits = attention_scores(attn, query, key)                           # (B, nH, Q, N_k)
+        if attn_mask is not None:
+            self.tap(logits, "attn_scores", symbolic, level=level)
+            logits = masked_logits(logits, attn_mask)                         # (B, nH, Q, N_k)
+        self.tap(logits, "attn_logits", symbolic, level=level)
         weights = F.multi_head_attention_forward(
             query, key, value, attn.embed_dim, attn.num_heads, attn.in_proj_weight, attn.in_proj_bias,
             attn.bias_k, attn.bias_v, attn.add_zero_attn, attn.dropout, attn.out_proj.weight,
