@@ -15,6 +15,7 @@ where masked), `cross_attn.attn_weights` `(B, nH, Q, H_l·W_l)` and `self_attn.a
 from __future__ import annotations
 
 import numpy as np
+from matplotlib.ticker import MaxNLocator
 
 from ._common import as_numpy, kept, level_shapes, show_image
 from .explorer import new_figure
@@ -125,9 +126,11 @@ def plot_self_attention(trace, layer: int = 0, head: int = 0, batch: int = 0, qu
     ax.set_xlabel("key: the query read from", fontsize=8)
     ax.set_ylabel("the query that reads", fontsize=8)
     ax.tick_params(labelsize=6)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.yaxis.set_major_locator(MaxNLocator(integer=True))
     for q in queries or ():
-        ax.axhline(q, color="cyan", linewidth=0.6, alpha=0.7)
-        ax.axvline(q, color="cyan", linewidth=0.6, alpha=0.7)
+        ax.axhline(q, color="cyan", linewidth=0.8, alpha=0.8)
+        ax.axvline(q, color="cyan", linewidth=0.8, alpha=0.8)
     marked = f"; cyan: queries {list(queries)}" if queries else ""
     ax.set_title(f"self-attention, layer {layer}, head {head}: {Q}×{Q}, no mask{marked}", fontsize=8)
     figure.tight_layout()
