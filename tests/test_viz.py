@@ -237,3 +237,14 @@ def test_sigmoid_maps_have_a_colour_bar_marked_at_one_half(viz_trace):
         assert bars
         sigmoid = [bar for bar in bars if 0.5 in list(bar.get_yticks())]
         assert sigmoid and any(line.get_ydata()[0] == 0.5 for line in sigmoid[0].get_lines())
+
+
+def test_cross_attention_explorer(viz_trace, model):
+    explorer = viz.cross_attention_explorer(viz_trace)
+    assert changes(explorer, query=3)
+    assert changes(explorer, head=5)
+    assert changes(explorer, layer=2)
+    assert no_model_run(explorer, model, layer=4)
+    assert "layer 4, level 1" in explorer.text and "head 5" in explorer.text
+    d = viz.cross_attention_data(viz_trace, 4, 3, head=5)
+    assert f"largest weight {d['weights'].max():.2f}" in explorer.text

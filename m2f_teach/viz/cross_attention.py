@@ -11,6 +11,7 @@ where masked), `cross_attn.attn_weights` `(B, nH, Q, H_l·W_l)` and `self_attn.a
     plot_cross_attention(trace, layer=0, query=3, head=0)       # mask | weights | weights unmasked
     plot_self_attention(trace, layer=0, head=0)                 # the Q×Q map
     matched_queries(trace)                                      # queries that found an object
+    cross_attention_explorer(trace)                             # widget over layer, query and head
 """
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ import numpy as np
 from matplotlib.ticker import MaxNLocator
 
 from ._common import as_numpy, kept, level_shapes, show_image
-from .explorer import new_figure
+from .explorer import Explorer, int_slider, new_figure
 from .images import image_of
 
 LAYER = "panoptic_head.transformer_decoder.layers.{}."
@@ -135,3 +136,53 @@ def plot_self_attention(trace, layer: int = 0, head: int = 0, batch: int = 0, qu
     ax.set_title(f"self-attention, layer {layer}, head {head}: {Q}×{Q}, no mask{marked}", fontsize=8)
     figure.tight_layout()
     return figure
+
+
+def build_cross_attention(trace, batch: int = 0):
+    """`build(figure) -> update(layer, query, head)` for the explorer: the mask over the picture, and
+    the weights with and without it, each divided by its own largest weight so one colour bar
+    (0 to 1) serves every layer; the caption gives the largest weights."""
+    image = image_of(trace, batch)
+    H, W = trace.config.image_size
+    extent = (0, W, H, 0)
+
+    def build(figure):
+        figure.subplots_adjust(left=0.06, right=0.93, bottom=0.14, top=0.9, wspace=0.35)
+        axes = figure.subplots(1, 3)
+        for ax in axes:
+            _image_panel(ax, image, W, H)
+        veil = axes[0].imshow(np.zeros((1, 1, 4)), extent=extent, interpolation="nearest")
+        maps = [ax.imshow(np.zeros((1, 1)), extent=extent, cmap="magma", vmin=0, vmax=1, alpha=0.8,
+                          interpolation="nearest") for ax in axes[1:]]
+        colour_bar(figure, maps[1], list(axes), "weight ÷ largest weight of the map")
+        titles = [ax.set_title("", fontsize=8) for ax in axes]
+
+        def update(layer, query, head):
+            d = cross_attention_data(trace, layer, query, head, batch)
+            h, w = d["size"]
+            overlay = np.zeros((h, w, 4))
+            overlay[..., 0] = 1.0
+            overlay[..., 3] = np.where(d["blocked"], 0.6, 0.0)
+            veil.set_data(overlay)
+            note = "all blocked → reset" if d["reset"] else f"{int(d['blocked'].sum())} of {h * w} blocked (red)"
+            titles[0].set_text(f"attn_mask, layer {layer}, level {d['level']} ({h}×{w}): {note}")
+            for artist, key, title, k in ((maps[0], "weights", "with the mask", 1),
+                                          (maps[1], "weights_unmasked", "without the mask", 2)):
+                largest = float(d[key].max())
+                artist.set_data(d[key] / largest)
+                titles[k].set_text(f"query {query}, head {head}, {title}: largest weight {largest:.2f}")
+            titles[2].set_text(titles[2].get_text() + f"; {d['inside']:.2f} of it inside the mask")
+        update.artists = [veil, *maps, *titles]
+        return update
+    return build
+
+
+def cross_attention_explorer(trace, batch: int = 0, query: int = 0) -> Explorer:
+    """Widget: decoder layer, query and head; the cross-attention weights with and without the mask,
+    from the cached trace (trace with `keep` covering `*.attn_mask*`, `*cross_attn.attn_*`)."""
+    config = trace.config
+    controls = {"layer": int_slider("layer", 0, 0, config.num_decoder_layers - 1),
+                "query": int_slider("query", query, 0, config.num_queries - 1),
+                "head": int_slider("head", 0, 0, config.num_heads - 1)}
+    return Explorer(build_cross_attention(trace, batch), controls, figsize=(9.0, 3.2),
+                    title="cross-attention")
