@@ -6,6 +6,7 @@ import torch
 from m2f_teach import M2FConfig, Mask2Former
 from m2f_teach.model.positional_encoding import SinePositionalEncoding
 from m2f_teach.model.reference_points import normalised_reference_points
+from m2f_teach.model.tap import Tap
 from m2f_teach.tracing import trace, trace_shapes
 
 
@@ -128,7 +129,7 @@ def test_recording_leaves_the_outputs_bit_identical(small_model, small_images):
     with torch.no_grad():
         cls_plain, mask_plain = small_model(small_images)
     t, (query, memory, query_pos, key_pos, attn_mask) = decoder_layer_inputs(small_model, small_images)
-    cls_traced, mask_traced = t.outputs
+    cls_traced, mask_traced = trace(small_model, small_images, keep=["*_attn.attn_*"]).outputs
     assert all(torch.equal(a, b) for a, b in zip(cls_plain + mask_plain, cls_traced + mask_traced))
     layer = small_model.panoptic_head.transformer_decoder.layers[1]
     with torch.no_grad():
@@ -147,8 +148,15 @@ def test_plain_forward_never_computes_attention_weights(small_model, small_image
     with torch.no_grad():
         small_model(small_images)
     assert calls == []
-    trace(small_model, small_images)
-    assert len(calls) == 2 * small_model.config.num_decoder_layers      # cross + self per layer
+    t = trace(small_model, small_images)                                   # shapes only: meta stand-ins
+    assert calls == []
+    assert t.shape("panoptic_head.transformer_decoder.layers.8.cross_attn.attn_weights") == (2, 8, 20, 256)
+    trace(small_model, small_images, keep=["*.cross_attn.attn_weights"])
+    assert len(calls) == small_model.config.num_decoder_layers             # cross-attention only
+    calls.clear()
+    t = trace(small_model, small_images, keep=["*_attn.attn_logits"])
+    assert len(calls) == 2 * small_model.config.num_decoder_layers         # cross + self per layer
+    assert all(tap.keeps_values is None for tap in small_model.modules() if isinstance(tap, Tap))
 
 
 def test_recorded_attention_equals_nn_multihead_attention_and_a_loop(small_model, small_images):

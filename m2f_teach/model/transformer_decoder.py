@@ -13,11 +13,12 @@ inside its mask. `attention_mask` builds it from a prediction's mask logits and
 
 This is ordinary multi-head attention (`nn.MultiheadAttention`): every query scores every pixel
 of the level with `q·kᵀ/√D`, not a few sampled points as in the encoder's deformable attention.
-While a trace records (`tap.recording`), each attention also taps what it attends to:
+While a trace records, each attention also taps what it attends to:
 `attn_scores` (q·kᵀ/√D; cross-attention only), `attn_logits` (the softmax's input, −inf where
 masked) and `attn_weights` (after the softmax), per head,
-`(B, nH, Q, H_l·W_l)` for cross-attention and `(B, nH, Q, Q)` for self-attention. A plain
-forward never computes them.
+`(B, nH, Q, H_l·W_l)` for cross-attention and `(B, nH, Q, Q)` for self-attention. They are
+computed only when the trace keeps their values (`tap.keeps`); otherwise the trace gets their
+shapes from `meta` stand-ins, and a plain forward never computes them.
 """
 from __future__ import annotations
 
@@ -111,25 +112,29 @@ class MultiheadAttention(nn.Module):
             key = key + key_pos
         out = self.attn(query, key, value, attn_mask=attn_mask, need_weights=False)[0]  # (N_q, B, C)
         if self.tap.recording:             # only while a trace looks; `out` is computed as without it
-            self.record_weights(query, key, value, attn_mask, level)
+            self.record_weights(query, key, attn_mask, level)
         return identity + out
 
-    def record_weights(self, query, key, value, attn_mask=None, level=None):
+    def record_weights(self, query, key, attn_mask=None, level=None):
         """Tap `attn_scores` (before the mask; cross-attention only), `attn_logits` (−inf where
-        masked) and `attn_weights` (after the softmax), each `(B, nH, Q, N_k)`. The weights are
-        what `nn.MultiheadAttention` returns with `need_weights=True`, per head."""
-        attn, symbolic = self.attn, f"B nH Q {self.key_letters}"
-        logits = attention_scores(attn, query, key)                           # (B, nH, Q, N_k)
+        masked) and `attn_weights` (after the softmax), each `(B, nH, Q, N_k)`. The weights are bit
+        for bit what `nn.MultiheadAttention` returns with `need_weights=True`, per head. When the
+        trace keeps none of them, `meta` stand-ins of their shape are tapped instead (no FLOP)."""
+        names = ("attn_scores", "attn_logits", "attn_weights") if attn_mask is not None else \
+            ("attn_logits", "attn_weights")
+        symbolic = f"B nH Q {self.key_letters}"
+        if not any(self.tap.keeps(name) for name in names):
+            N_q, B, _ = query.shape
+            stand_in = torch.empty((B, self.attn.num_heads, N_q, key.shape[0]), device="meta")  # (B, nH, Q, N_k)
+            for name in names:
+                self.tap(stand_in, name, symbolic, level=level)
+            return
+        logits = attention_scores(self.attn, query, key)                      # (B, nH, Q, N_k)
         if attn_mask is not None:
             self.tap(logits, "attn_scores", symbolic, level=level)
             logits = masked_logits(logits, attn_mask)                         # (B, nH, Q, N_k)
         self.tap(logits, "attn_logits", symbolic, level=level)
-        weights = F.multi_head_attention_forward(
-            query, key, value, attn.embed_dim, attn.num_heads, attn.in_proj_weight, attn.in_proj_bias,
-            attn.bias_k, attn.bias_v, attn.add_zero_attn, attn.dropout, attn.out_proj.weight,
-            attn.out_proj.bias, training=attn.training, attn_mask=attn_mask, need_weights=True,
-            average_attn_weights=False)[1]                                     # (B, nH, Q, N_k)
-        self.tap(weights, "attn_weights", symbolic, level=level)
+        self.tap(logits.softmax(-1), "attn_weights", symbolic, level=level)  # (B, nH, Q, N_k)
 
 
 class MaskedAttentionDecoderLayer(nn.Module):
