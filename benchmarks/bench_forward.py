@@ -7,8 +7,9 @@ Both models get the same weights and the same images; their outputs must be bit-
 the script times them in alternation (after, before, after, before, ...) so that a machine that
 is busier at some moments slows both alike. It reports the median over the pairs of after/before.
 
-It also times a traced forward (hooks on, so the decoder's attention weights are computed) to
-show what recording costs when it is asked for.
+It does the same for a traced forward that keeps no values (after: the decoder's attention
+weights are not computed, only their shapes recorded), and times a trace that keeps the attention
+weights, to show what recording them costs when it is asked for.
 
     python benchmarks/bench_forward.py [--base COMMIT] [--preset shapes] [--pairs 30] [--threads 1]
 
@@ -24,6 +25,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import timeit
 import types
 
 import torch
@@ -33,14 +35,15 @@ BASE_COMMIT = "96d1a67"   # the model before the decoder's attention weights wer
 
 
 def import_base_model(commit: str, folder: pathlib.Path):
-    """`m2f_teach/model` as of `commit`, imported as the package `m2f_teach_base.model`."""
-    archive = subprocess.run(["git", "-C", str(ROOT), "archive", commit, "m2f_teach/model"],
+    """`m2f_teach` as of `commit`, imported as the package `m2f_teach_base`; returns its model
+    and tracing subpackages."""
+    archive = subprocess.run(["git", "-C", str(ROOT), "archive", commit, "m2f_teach/model", "m2f_teach/tracing"],
                              capture_output=True, check=True).stdout
     subprocess.run(["tar", "-x", "-C", str(folder)], input=archive, check=True)
     package = types.ModuleType("m2f_teach_base")
     package.__path__ = [str(folder / "m2f_teach")]
     sys.modules["m2f_teach_base"] = package
-    return importlib.import_module("m2f_teach_base.model")
+    return importlib.import_module("m2f_teach_base.model"), importlib.import_module("m2f_teach_base.tracing")
 
 
 def timed(function) -> float:
@@ -63,7 +66,7 @@ def main():
     from m2f_teach.tracing import trace
 
     with tempfile.TemporaryDirectory() as folder:
-        base = import_base_model(args.base, pathlib.Path(folder))
+        base, base_tracing = import_base_model(args.base, pathlib.Path(folder))
         config = M2FConfig.preset(args.preset, batch_size=args.batch_size)
         torch.manual_seed(0)
         after = Mask2Former(config).eval()
@@ -77,16 +80,25 @@ def main():
 
         out_after, out_before = run(after), run(before)
         identical = all(torch.equal(a, b) for a, b in zip(out_after[0] + out_after[1], out_before[0] + out_before[1]))
-        times_after, times_before, ratios = [], [], []
-        for i in range(args.pairs):
-            pair = (after, before) if i % 2 == 0 else (before, after)   # alternate which goes first
-            t = {id(m): timed(lambda m=m: run(m)) for m in pair}
-            times_after.append(t[id(after)])
-            times_before.append(t[id(before)])
-            ratios.append(t[id(after)] / t[id(before)])
-        traced = [timed(lambda: trace(after, images, record_modules=False)) for _ in range(5)]
+
+        def alternate(run_after, run_before):
+            times_after, times_before, ratios = [], [], []
+            for i in range(args.pairs):
+                first, second = (run_after, run_before) if i % 2 == 0 else (run_before, run_after)
+                t_first, t_second = timed(first), timed(second)
+                t_after, t_before = (t_first, t_second) if i % 2 == 0 else (t_second, t_first)
+                times_after.append(t_after)
+                times_before.append(t_before)
+                ratios.append(t_after / t_before)
+            return times_after, times_before, ratios
+
+        times_after, times_before, ratios = alternate(lambda: run(after), lambda: run(before))
+        traced_after, traced_before, traced_ratios = alternate(
+            lambda: trace(after, images, record_modules=False),
+            lambda: base_tracing.trace(before, images, record_modules=False))
+        kept = [timed(lambda: trace(after, images, record_modules=False, keep=["*_attn.attn_*"]))
+                for _ in range(5)]
         # the only work a plain forward adds: one `tap.recording` check per attention call
-        import timeit
         tap = after.panoptic_head.transformer_decoder.layers[0].cross_attn.tap
         check_s = min(timeit.repeat(lambda: tap.recording, number=100_000, repeat=5)) / 100_000
         checks = 2 * config.num_decoder_layers
@@ -100,9 +112,12 @@ def main():
     print(f"  after/before: median ratio {median(ratios):.3f} "
           f"(quartiles {statistics.quantiles(ratios, n=4)[0]:.3f}–{statistics.quantiles(ratios, n=4)[2]:.3f}); "
           f"target ≤ 1.02")
-    print(f"  traced forward (attention weights recorded, nothing kept): median "
-          f"{median(traced) * 1000:.1f} ms = {median(traced) / median(times_after):.2f} × plain")
-    print(f"  added work per plain forward: {checks} `tap.recording` checks × {check_s * 1e9:.0f} ns = "
+    print(f"traced forward keeping no values (shape-only records): after/before median ratio "
+          f"{median(traced_ratios):.3f} (before {median(traced_before) * 1000:.1f} ms, "
+          f"after {median(traced_after) * 1000:.1f} ms)")
+    print(f"traced forward keeping the decoder's attention (computed): median {median(kept) * 1000:.1f} ms "
+          f"= {median(kept) / median(times_after):.2f} × plain")
+    print(f"added work per plain forward: {checks} `tap.recording` checks × {check_s * 1e9:.0f} ns = "
           f"{checks * check_s * 1e6:.1f} µs = {checks * check_s / median(times_before):.1e} of the forward")
     if not identical:
         sys.exit("outputs differ between before and after")
