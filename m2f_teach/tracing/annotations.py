@@ -118,7 +118,7 @@ def derivation(record, symbols: dict, spatial_shapes: list) -> str:
     if name.endswith(("attn_scores", "self_attn.attn_logits")) and {"C", "nH"} <= sizes.keys():
         parts.append(f"scaled by 1/√D, D = C/nH = {sizes['C']}/{sizes['nH']} = {sizes['C'] // sizes['nH']}")
     elif name.endswith("attn_weights") and "nH" in sizes:
-        parts.append("each row sums to 1; recorded only while traced (a plain forward skips it)")
+        parts.append("each row sums to 1; computed only when a trace keeps it (a plain forward never does)")
     if ".transformer_decoder.layers." in name and record.level is not None:
         i = int(name.split("layers.")[1].split(".")[0])
         parts.append(f"layer {i} attends to level i % L = {i} % {sizes.get('L', '?')} = {record.level}")
