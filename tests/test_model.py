@@ -6,6 +6,7 @@ import torch
 from m2f_teach import M2FConfig, Mask2Former
 from m2f_teach.model.positional_encoding import SinePositionalEncoding
 from m2f_teach.model.reference_points import normalised_reference_points
+from m2f_teach.model.tap import Tap
 from m2f_teach.tracing import trace, trace_shapes
 
 
@@ -111,3 +112,87 @@ def test_gradients_flow():
     offsets = model.panoptic_head.pixel_decoder.encoder.layers[0].self_attn.sampling_offsets
     assert offsets.weight.grad is not None and offsets.weight.grad.abs().sum() > 0
     assert model.backbone.conv1.weight.grad.abs().sum() > 0
+
+
+def decoder_layer_inputs(model, images):
+    """Layer 1's inputs from a trace of `model`: query, key = value, positions and the mask."""
+    head = "panoptic_head."
+    t = trace(model, images, keep=[head + "transformer_decoder.layers.0.query", head + "query_embed",
+                                   head + "decoder_inputs.1", head + "decoder_positional_encodings.1",
+                                   head + "transformer_decoder.layers.1.*"])
+    return t, (t.value(head + "transformer_decoder.layers.0.query"), t.value(head + "decoder_inputs.1"),
+               t.value(head + "query_embed"), t.value(head + "decoder_positional_encodings.1"),
+               t.value(head + "transformer_decoder.layers.1.attn_mask"))
+
+
+def test_recording_leaves_the_outputs_bit_identical(small_model, small_images):
+    with torch.no_grad():
+        cls_plain, mask_plain = small_model(small_images)
+    t, (query, memory, query_pos, key_pos, attn_mask) = decoder_layer_inputs(small_model, small_images)
+    cls_traced, mask_traced = trace(small_model, small_images, keep=["*_attn.attn_*"]).outputs
+    assert all(torch.equal(a, b) for a, b in zip(cls_plain + mask_plain, cls_traced + mask_traced))
+    layer = small_model.panoptic_head.transformer_decoder.layers[1]
+    with torch.no_grad():
+        plain = layer(query, memory, memory, query_pos, key_pos, attn_mask, level=1)
+        recorded = trace(layer, query, memory, memory, query_pos, key_pos, attn_mask, level=1,
+                         config=M2FConfig.small(), keep=["*"]).outputs
+    assert torch.equal(plain, recorded)
+
+
+def test_plain_forward_never_computes_attention_weights(small_model, small_images, monkeypatch):
+    from m2f_teach.model import transformer_decoder
+
+    calls = []
+    scores = transformer_decoder.attention_scores
+    monkeypatch.setattr(transformer_decoder, "attention_scores", lambda *a: calls.append(1) or scores(*a))
+    with torch.no_grad():
+        small_model(small_images)
+    assert calls == []
+    t = trace(small_model, small_images)                                   # shapes only: meta stand-ins
+    assert calls == []
+    assert t.shape("panoptic_head.transformer_decoder.layers.8.cross_attn.attn_weights") == (2, 8, 20, 256)
+    trace(small_model, small_images, keep=["*.cross_attn.attn_weights"])
+    assert len(calls) == small_model.config.num_decoder_layers             # cross-attention only
+    calls.clear()
+    t = trace(small_model, small_images, keep=["*_attn.attn_logits"])
+    assert len(calls) == 2 * small_model.config.num_decoder_layers         # cross + self per layer
+    assert all(tap.keeps_values is None for tap in small_model.modules() if isinstance(tap, Tap))
+
+
+def test_recorded_attention_equals_nn_multihead_attention_and_a_loop(small_model, small_images):
+    t, (query, memory, query_pos, key_pos, attn_mask) = decoder_layer_inputs(small_model, small_images)
+    layer = small_model.panoptic_head.transformer_decoder.layers[1]
+    prefix = "panoptic_head.transformer_decoder.layers.1."
+    weights = t.value(prefix + "cross_attn.attn_weights")                      # (B, nH, Q, H_l·W_l)
+    logits = t.value(prefix + "cross_attn.attn_logits")
+    scores = t.value(prefix + "cross_attn.attn_scores")
+    attn = layer.cross_attn.attn
+    with torch.no_grad():
+        expected = attn(query + query_pos, memory + key_pos, memory, attn_mask=attn_mask,
+                        need_weights=True, average_attn_weights=False)[1]
+    assert torch.equal(weights, expected)                                      # what torch returns
+    assert torch.equal(logits.softmax(-1), weights)
+    B, nH, Q, N = weights.shape
+    blocked = attn_mask.view(B, nH, Q, N)
+    assert blocked.any() and (~blocked).any()
+    assert torch.isneginf(logits[blocked]).all() and torch.equal(logits[~blocked], scores[~blocked])
+    assert (weights[blocked] == 0).all()
+    # an independent loop: one head at a time, q·k/√D with the head's slice of the projections
+    C = query.shape[-1]
+    D = C // nH
+    w_q, w_k, _ = attn.in_proj_weight.detach().chunk(3)
+    b_q, b_k, _ = attn.in_proj_bias.detach().chunk(3)
+    for b in range(B):
+        for h in range(nH):
+            rows = slice(h * D, (h + 1) * D)
+            q = (query + query_pos)[:, b] @ w_q[rows].T + b_q[rows]           # (Q, D)
+            k = (memory + key_pos)[:, b] @ w_k[rows].T + b_k[rows]            # (H_l·W_l, D)
+            s = q @ k.T / math.sqrt(D)
+            torch.testing.assert_close(scores[b, h], s, atol=1e-5, rtol=1e-5)
+            s = s.masked_fill(blocked[b, h], float("-inf")).softmax(-1)
+            torch.testing.assert_close(weights[b, h], s, atol=1e-6, rtol=1e-5)
+    self_weights = t.value(prefix + "self_attn.attn_weights")                  # (B, nH, Q, Q)
+    assert self_weights.shape == (B, nH, Q, Q)
+    torch.testing.assert_close(self_weights.sum(-1), torch.ones(B, nH, Q))
+    assert torch.equal(t.value(prefix + "self_attn.attn_logits").softmax(-1), self_weights)
+    assert prefix + "self_attn.attn_scores" not in t                          # no mask: logits = scores

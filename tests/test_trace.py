@@ -114,6 +114,25 @@ def test_meta_trace_is_fast():
 
 
 def test_trace_repr_and_html(seed_trace):
-    assert repr(seed_trace).startswith("<Trace on meta: 131 tensors")
+    assert repr(seed_trace).startswith("<Trace on meta: 176 tensors")
     html = seed_trace._repr_html_()
     assert html.startswith("<table") and "sampling_offsets" in html
+
+
+def test_seed_trace_lists_decoder_attention_for_all_nine_layers(seed_trace):
+    sizes = [32 * 32, 64 * 64, 128 * 128]
+    for i in range(9):
+        prefix = f"panoptic_head.transformer_decoder.layers.{i}."
+        for name in ("attn_scores", "attn_logits", "attn_weights"):
+            record = seed_trace[prefix + "cross_attn." + name]
+            assert record.shape == (2, 8, 100, sizes[i % 3]) and record.symbolic == "B nH Q H_l*W_l"
+        for name in ("attn_logits", "attn_weights"):
+            record = seed_trace[prefix + "self_attn." + name]
+            assert record.shape == (2, 8, 100, 100) and record.symbolic == "B nH Q Q"
+    from m2f_teach.tracing.annotations import annotate
+    step, note, derivation = annotate(seed_trace[prefix + "cross_attn.attn_weights"], seed_trace.config.symbols(),
+                                      list(seed_trace.config.spatial_shapes))
+    assert step == "dec 3.4 cross attention" and "not deformable" in note
+    assert "H_l·W_l = 128·128 = 16384" in derivation and "level 2" in derivation
+    step, note, derivation = annotate(seed_trace[prefix + "self_attn.attn_logits"], seed_trace.config.symbols())
+    assert step == "dec 3.4 self attention" and "D = C/nH = 256/8 = 32" in derivation

@@ -273,3 +273,65 @@ def test_by_hand_sum_of_bilinear_samples_is_the_core(viz_trace, model):
     core = multi_scale_deformable_attn(value[None], list(CONFIG.spatial_shapes), locations[None, q:q + 1],
                                        weights[None, q:q + 1])[0, 0]                          # (C,)
     assert torch.allclose(by_hand.reshape(C), core, atol=1e-5)
+
+
+def colour_bars(figure):
+    return [ax for ax in figure.axes if ax.get_label() == "<colorbar>"]
+
+
+def test_cross_attention_data_with_and_without_the_mask(viz_trace):
+    config = viz_trace.config
+    for layer in range(config.num_decoder_layers):
+        for query in range(config.num_queries):
+            d = viz.cross_attention_data(viz_trace, layer, query, head=1)
+            h, w = config.spatial_shapes[layer % config.num_levels]
+            assert d["weights"].shape == d["weights_unmasked"].shape == d["blocked"].shape == (h, w)
+            assert abs(d["weights"].sum() - 1) < 1e-5 and abs(d["weights_unmasked"].sum() - 1) < 1e-5
+            assert (d["weights"][d["blocked"]] == 0).all()
+            if d["reset"]:
+                assert not d["blocked"].any() and abs(d["inside"] - 1) < 1e-5
+            else:                                   # the mask renormalises the weight inside it
+                inside = d["weights_unmasked"][~d["blocked"]]
+                assert abs(d["inside"] - inside.sum()) < 1e-5
+                assert abs(d["weights"][~d["blocked"]] - inside / inside.sum()).max() < 1e-5
+
+
+def test_cross_and_self_attention_plots(viz_trace):
+    figure = viz.plot_cross_attention(viz_trace, layer=1, query=2, head=3)
+    assert len(figure.axes) == 5 and len(colour_bars(figure)) == 2
+    assert "query 2, head 3" in figure.axes[1].get_title()
+    assert all(ax.get_xlabel() for ax in figure.axes[:3])
+    queries = viz.matched_queries(viz_trace, threshold=0.0)
+    assert sorted(queries) == list(range(CONFIG.num_queries))
+    figure = viz.plot_self_attention(viz_trace, layer=4, head=0, queries=queries[:2])
+    assert len(colour_bars(figure)) == 1
+    assert figure.axes[0].get_images()[0].get_array().shape == (CONFIG.num_queries,) * 2
+    assert figure.axes[0].get_xlabel() and figure.axes[0].get_ylabel()
+
+
+def test_matched_queries_are_those_naming_an_object(viz_trace):
+    probs = viz_trace.value("panoptic_head.cls_pred.9")[0].softmax(-1)[:, :-1].max(-1).values
+    threshold = float(probs.median())
+    queries = viz.matched_queries(viz_trace, threshold=threshold)
+    assert set(queries) == {q for q in range(CONFIG.num_queries) if probs[q] >= threshold}
+    assert [float(probs[q]) for q in queries] == sorted((float(probs[q]) for q in queries), reverse=True)
+
+
+def test_sigmoid_maps_have_a_colour_bar_marked_at_one_half(viz_trace):
+    for figure in (viz.plot_attention_mask(viz_trace, layer=0, query=1),
+                   viz.plot_deep_supervision(viz_trace, query=1)):
+        bars = colour_bars(figure)
+        assert bars
+        sigmoid = [bar for bar in bars if 0.5 in list(bar.get_yticks())]
+        assert sigmoid and any(line.get_ydata()[0] == 0.5 for line in sigmoid[0].get_lines())
+
+
+def test_cross_attention_explorer(viz_trace, model):
+    explorer = viz.cross_attention_explorer(viz_trace)
+    assert changes(explorer, query=3)
+    assert changes(explorer, head=5)
+    assert changes(explorer, layer=2)
+    assert no_model_run(explorer, model, layer=4)
+    assert "layer 4, level 1" in explorer.text and "head 5" in explorer.text
+    d = viz.cross_attention_data(viz_trace, 4, 3, head=5)
+    assert f"largest weight {d['weights'].max():.2f}" in explorer.text

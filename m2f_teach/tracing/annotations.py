@@ -42,6 +42,16 @@ ANNOTATIONS: list[tuple[str, str, str]] = [
     ("*.mask_pred.*", "dec 3.3 forward_head", "einsum('bqc,bchw->bqhw', mask_embed, mask_features)"),
     ("*.attn_mask.*", "dec 3.3 forward_head", "mask logits resized to the next level, repeated over heads, sigmoid < 0.5 = blocked"),
     ("*.all_blocked.*", "dec 3.1 layer loop", "rows with every pixel blocked; they are reset to attend everywhere"),
+    ("*.transformer_decoder.layers.*.cross_attn.attn_scores", "dec 3.4 cross attention",
+     "q·kᵀ/√D per head over every pixel of the level: q from query + query_pos, k from the level's memory + key_pos"),
+    ("*.transformer_decoder.layers.*.cross_attn.attn_logits", "dec 3.4 cross attention",
+     "attn_scores with −inf where attn_mask blocks: the softmax's input"),
+    ("*.transformer_decoder.layers.*.cross_attn.attn_weights", "dec 3.4 cross attention",
+     "softmax over every pixel of the level (ordinary attention, not deformable); 0 where blocked"),
+    ("*.transformer_decoder.layers.*.self_attn.attn_logits", "dec 3.4 self attention",
+     "q·kᵀ/√D between the queries, both from query + query_pos; no mask"),
+    ("*.transformer_decoder.layers.*.self_attn.attn_weights", "dec 3.4 self attention",
+     "softmax over the Q queries: row q says how much query q reads each other query"),
     ("*.transformer_decoder.layers.*.attn_mask", "dec 3.4 cross attention", "the mask the layer's cross-attention uses (after the reset)"),
     ("*.transformer_decoder.layers.*.query", "dec 3.1 layer loop", "cross_attn → norm → self_attn → norm → ffn → norm"),
 ]
@@ -105,6 +115,10 @@ def derivation(record, symbols: dict, spatial_shapes: list) -> str:
     elif name.startswith("backbone.feats."):
         i = int(name.rsplit(".", 1)[1])
         parts.append(f"stride {4 * 2 ** i}; channels = 4 × bottleneck width")
+    if name.endswith(("attn_scores", "self_attn.attn_logits")) and {"C", "nH"} <= sizes.keys():
+        parts.append(f"scaled by 1/√D, D = C/nH = {sizes['C']}/{sizes['nH']} = {sizes['C'] // sizes['nH']}")
+    elif name.endswith("attn_weights") and "nH" in sizes:
+        parts.append("each row sums to 1; computed only when a trace keeps it (a plain forward never does)")
     if ".transformer_decoder.layers." in name and record.level is not None:
         i = int(name.split("layers.")[1].split(".")[0])
         parts.append(f"layer {i} attends to level i % L = {i} % {sizes.get('L', '?')} = {record.level}")

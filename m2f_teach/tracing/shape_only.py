@@ -2,7 +2,7 @@
 
 A `meta` tensor has a shape and a dtype but no data, so a forward pass on `meta` computes
 every shape without a single FLOP. A few ops (grid_sample, the norms, bilinear resize,
-addmm, the elementwise arithmetic and comparisons) have meta kernels written as Python
+addmm, softmax, masked_fill, the elementwise arithmetic and comparisons) have meta kernels written as Python
 decompositions that spend 0.3–1 ms each building shapes they could read off their inputs;
 `ShapeOnlyMode` answers those ops directly: the output shape (broadcast where the op
 broadcasts) and dtype (promoted as torch promotes), in the default contiguous layout.
@@ -55,6 +55,14 @@ def _addmm(bias, mat1, mat2, beta=1, alpha=1):
     return mat1.new_empty((mat1.shape[0], mat2.shape[1]))
 
 
+def _same_shape(x, *args, **kwargs):
+    return x.new_empty(x.shape)
+
+
+def _safe_softmax(x, dim, dtype=None):
+    return x.new_empty(x.shape, dtype=dtype or x.dtype)
+
+
 def _broadcast(a, b, dtype):
     shape = torch.broadcast_shapes(*(x.shape for x in (a, b) if isinstance(x, torch.Tensor)))
     tensor = a if isinstance(a, torch.Tensor) else b
@@ -82,6 +90,10 @@ SHAPE_RULES = {
     aten.native_group_norm.default: _native_group_norm,
     aten.upsample_bilinear2d.default: _upsample_bilinear2d,
     aten.addmm.default: _addmm,
+    # the decoder's attention: softmax over the keys (SDPA's safe form too), −inf where masked
+    aten._softmax.default: _same_shape,
+    aten._safe_softmax.default: _safe_softmax,
+    aten.masked_fill.Scalar: _same_shape,
     # elementwise ops: the broadcast shape and the promoted dtype (bool for comparisons)
     **{op: _arithmetic for op in (aten.add.Tensor, aten.sub.Tensor, aten.mul.Tensor,
                                   aten.floor_divide.default, aten.bitwise_and.Tensor,

@@ -15,7 +15,9 @@ Two kinds of record:
 * `module`: the output shape of every module call, from forward hooks.
 
 Only tensors matched by `keep` keep their values (a copy, detached); every other record holds its
-shape alone, so tracing the seed configuration stays small. Hooks are removed when the trace ends,
+shape alone, so tracing the seed configuration stays small. Tensors the model computes only to be
+looked at (the decoder's attention weights, see `Tap.keeps`) are computed only when kept; otherwise
+their records take the shape of a `meta` stand-in, so such a trace costs what it did without them. Hooks are removed when the trace ends,
 whether the forward pass succeeded or raised.
 """
 from __future__ import annotations
@@ -200,11 +202,14 @@ class _Recorder:
         self.module_calls: dict[str, int] = {}
         self.handles = []
         self.kept_patterns: set[str] = set()
+        self.taps: list[Tap] = []
         for qualname, module in model.named_modules():
             if isinstance(module, Tap):
                 owner = qualname.rsplit(".", 1)[0] if "." in qualname else ""
                 self.handles.append(module.register_forward_hook(
                     functools.partial(self.on_tap, owner), with_kwargs=True))
+                module.keeps_values = functools.partial(self.keeps, owner)
+                self.taps.append(module)
             elif record_modules:
                 self.handles.append(module.register_forward_hook(
                     functools.partial(self.on_module, qualname or type(module).__name__)))
@@ -213,11 +218,22 @@ class _Recorder:
         for h in self.handles:
             h.remove()
         self.handles.clear()
+        for tap in self.taps:
+            tap.keeps_values = None
+        self.taps.clear()
+
+    def full_name(self, owner, name, index=None):
+        name = name if not owner else f"{owner}.{name}"
+        return name if index is None else f"{name}.{index}"
+
+    def keeps(self, owner, name, index=None) -> bool:
+        """Whether this trace keeps the values of a tap's tensor (a tensor computed only to be
+        looked at is skipped when they are not kept, see `Tap.keeps`)."""
+        full = self.full_name(owner, name, index)
+        return any(fnmatch.fnmatchcase(full, pattern) for pattern in self.keep)
 
     def on_tap(self, owner, module, args, kwargs, output):
-        name = kwargs["name"] if not owner else f"{owner}.{kwargs['name']}"
-        if kwargs.get("index") is not None:
-            name = f"{name}.{kwargs['index']}"
+        name = self.full_name(owner, kwargs["name"], kwargs.get("index"))
         shape = tuple(output.shape)
         symbolic, level = kwargs["symbolic"], kwargs.get("level")
         env = dict(self.env)

@@ -4,6 +4,8 @@ Every widget is an `Explorer` (controls + a picture redrawn from the cached trac
 run per move); every picture a widget shows can also be drawn by a plain function, which is
 what the tests call.
 """
+from .cross_attention import (colour_bar, cross_attention_data, cross_attention_explorer, matched_queries,
+                              plot_cross_attention, plot_self_attention)
 from .decoder import attention_mask_data, attention_mask_explorer, blocked_rows, plot_attention_mask
 from .deformable import (deformable_explorer, plot_initial_ring, plot_sampling_points, query_index,
                          sampling_points)
@@ -29,7 +31,8 @@ __all__ = [
     "plot_reference_grid", "reference_browser", "plot_initial_ring", "sampling_points",
     "query_index", "plot_sampling_points", "deformable_explorer",
     "pixel_inside", "bilinear_corners", "bilinear_sample", "plot_bilinear_cell", "plot_sampling_overview",
-    "attention_mask_data", "blocked_rows", "plot_attention_mask", "attention_mask_explorer",
+    "colour_bar", "cross_attention_data", "cross_attention_explorer", "matched_queries", "plot_cross_attention",
+    "plot_self_attention", "attention_mask_data", "blocked_rows", "plot_attention_mask", "attention_mask_explorer",
     "instance_predictions", "plot_instances", "plot_deep_supervision", "prediction_explorer",
     "plot_history", "plot_stages",
 ]

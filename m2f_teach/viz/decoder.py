@@ -16,6 +16,7 @@ import torch.nn.functional as F
 
 from ._common import as_numpy, kept, level_shapes, show_image
 from .explorer import Explorer, int_slider, static
+from .cross_attention import colour_bar
 from .images import image_of
 
 HEAD = "panoptic_head."
@@ -57,12 +58,16 @@ def build_attention_mask(trace, batch: int = 0):
     H, W = trace.config.image_size
 
     def build(figure):
-        figure.subplots_adjust(left=0.01, right=0.99, bottom=0.02, top=0.84, wspace=0.06)
+        figure.subplots_adjust(left=0.01, right=0.99, bottom=0.02, top=0.84, wspace=0.25)
         ax_prob, ax_mask, ax_img = figure.subplots(1, 3)
         prob = ax_prob.imshow(np.zeros((1, 1)), cmap="viridis", vmin=0, vmax=1, interpolation="nearest",
                               extent=(0, W, H, 0))
         mask = ax_mask.imshow(np.zeros((1, 1)), cmap="gray", vmin=0, vmax=1, interpolation="nearest",
                               extent=(0, W, H, 0))
+        colour_bar(figure, prob, ax_prob, "sigmoid (red line: 0.5)", sigmoid=True)
+        bar = colour_bar(figure, mask, ax_mask)
+        bar.set_ticks([0, 1])
+        bar.set_ticklabels(["blocked", "allowed"])
         show_image(ax_img, image)
         veil = ax_img.imshow(np.zeros((1, 1, 4)), extent=(0, W, H, 0), interpolation="nearest")
         titles = [ax.set_title("", fontsize=8) for ax in (ax_prob, ax_mask, ax_img)]
