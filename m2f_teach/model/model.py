@@ -6,6 +6,8 @@
 """
 from __future__ import annotations
 
+import warnings
+
 import torch
 from torch import nn
 
@@ -44,6 +46,17 @@ class Mask2Former(nn.Module):
             raise ValueError(f"images has batch size 0 (shape {tuple(images.shape)})")
         if not images.is_floating_point():
             raise TypeError(f"images must be floating point (normalised), got dtype {images.dtype}")
+        weight = next(self.parameters(), None)
+        if weight is not None and images.device.type != weight.device.type:
+            raise ValueError(f"images are on {images.device.type} but the model's weights are on "
+                             f"{weight.device.type}" + _META_HINT.get(images.device.type, "")
+                             + _META_HINT.get(weight.device.type, "")
+                             + f"; move one to the other (model.to({str(images.device.type)!r}) or "
+                               f"images.to({str(weight.device.type)!r}))")
+        if images.device.type != "meta" and not bool(torch.isfinite(images).all()):
+            bad = int((~torch.isfinite(images)).sum())
+            warnings.warn(f"images hold {bad} NaN or infinite values (shape {tuple(images.shape)}): "
+                          f"every output will be non-finite", RuntimeWarning, stacklevel=3)
 
     def extract_feat(self, images):
         """Seed step 1: the backbone's four maps."""
@@ -54,3 +67,6 @@ class Mask2Former(nn.Module):
         images = self.tap(images, "images", "B C_in H W")
         feats = self.extract_feat(images)
         return self.panoptic_head(feats)
+
+
+_META_HINT = {"meta": " (meta: shapes only, no values; trace_shapes(config) traces a meta model)"}
