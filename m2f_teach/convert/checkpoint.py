@@ -148,19 +148,30 @@ def read_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
     A training checkpoint `{"state_dict": ..., "meta": ...}` (mmdetection) gives its
     `state_dict`; a `{"model": ...}` one (detectron2-style) gives its `model`.
     """
+    return read_checkpoint(path)[0]
+
+
+def read_checkpoint(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], str | None]:
+    """`(state_dict, meta_cfg)`: as `read_state_dict`, plus the config text mmengine stores in an
+    mmdetection checkpoint's `meta['cfg']` (None when there is none)."""
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"{path}: no such file" + ("; it is a directory" if path.is_dir() else ""))
+        if path.is_dir():
+            raise IsADirectoryError(f"{path}: is a directory, expected a weights file (.pth or .safetensors)")
+        raise FileNotFoundError(f"{path}: no such file (expected a weights file, .pth or .safetensors)")
     if path.suffix == ".safetensors":
-        return read_safetensors(path, "weights")
+        return read_safetensors(path, "weights"), None
     obj = torch_load_tensors(path)
+    meta_cfg = None
+    if isinstance(obj, dict) and isinstance(obj.get("meta"), dict) and isinstance(obj["meta"].get("cfg"), str):
+        meta_cfg = obj["meta"]["cfg"]
     for key in ("state_dict", "model"):
         if isinstance(obj, dict) and key in obj and isinstance(obj[key], dict):
             obj = obj[key]
             break
-    if not isinstance(obj, dict) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
-        raise ConversionError(f"{path} does not hold a state dict (a dict of tensors)")
-    return dict(obj)
+    if not isinstance(obj, dict) or not obj or not all(isinstance(v, torch.Tensor) for v in obj.values()):
+        raise ConversionError(f"{path}: does not hold a state dict (a dict of tensors)")
+    return dict(obj), meta_cfg
 
 
 def torch_load_tensors(path: Path):

@@ -29,7 +29,7 @@ class M2FConfig:
     # pixel decoder
     feat_channels: int = 256       # C
     num_heads: int = 8             # nH
-    num_levels: int = 3            # L, encoder levels, the lowest resolutions of the backbone
+    num_levels: int = 3            # L, encoder levels, the lowest resolutions of the backbone (at most all)
     num_points: int = 4            # P
     num_encoder_layers: int = 6
     encoder_ffn_channels: int = 1024
