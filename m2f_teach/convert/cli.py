@@ -134,7 +134,8 @@ def run(args) -> int:
             model = from_mmdet(state_dict, args.config, meta_cfg=meta_cfg, trust_config=args.trust_config,
                                num_heads=args.num_heads, num_points=args.num_points, num_groups=args.num_groups)
     except ConversionError as err:
-        print(f"error: {err}", file=sys.stderr)
+        message = str(err) if args.src in str(err) else f"{args.src}: {err}"
+        print(f"error: {message}", file=sys.stderr)
         return 1
     path = save_checkpoint(model, args.output)
     n = sum(p.numel() for p in model.state_dict().values())

@@ -165,16 +165,20 @@ def check_arguments(args):
 
 def check_output(out: Path):
     """Fail now, not after the run, if `out` (and the json, plot and state beside it) cannot be written."""
-    if out.suffix != ".safetensors":
-        raise ValueError(f"--out {out}: expected a file name ending in .safetensors")
     if out.is_dir():
         raise ValueError(f"--out {out}: is a directory; expected a .safetensors file name")
+    if out.suffix != ".safetensors":
+        raise ValueError(f"--out {out}: expected a file name ending in .safetensors")
+    existing = out.parent
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent                   # the folders in between are made at the first save
+    if not existing.is_dir():
+        raise ValueError(f"--out {out}: cannot write there: {existing} is a file, not a folder")
     try:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=out.parent, prefix=f".{out.stem}.", suffix=".check"):
+        with tempfile.NamedTemporaryFile(dir=existing, prefix=f".{out.stem}.", suffix=".check"):
             pass
     except OSError as err:
-        raise ValueError(f"--out {out}: cannot write in {out.parent} ({err.strerror or err})") from None
+        raise ValueError(f"--out {out}: cannot write in {existing} ({err.strerror or err})") from None
 
 
 def load_init_weights(model, path):
@@ -278,8 +282,8 @@ def worker_init(worker_id):
 
 def train(args) -> dict:
     """Train, write the checkpoint, json and plot; return the json's contents."""
-    check_arguments(args)
     device = pick_device(args.device)
+    check_arguments(args)
     state = load_state(args.resume, args) if args.resume else None
     if args.threads:
         torch.set_num_threads(args.threads)
