@@ -479,6 +479,33 @@ def test_heads_and_points_come_from_the_checkpoint_meta(mmdet_model, tmp_path, c
     assert (want - wrong).abs().max() > 0.1
 
 
+def mmdet2_model_cfg(heads=4, points=8):
+    """The same model in mmdet 2.x's config layout (mmcv 1.x `transformerlayers`)."""
+    cfg = mmdet_model_cfg(heads, points)
+    head = cfg["panoptic_head"]
+    encoder, decoder = head["pixel_decoder"]["encoder"], head["transformer_decoder"]
+    encoder["transformerlayers"] = dict(type="BaseTransformerLayer",
+                                        attn_cfgs=dict(type="MultiScaleDeformableAttention",
+                                                       **encoder.pop("layer_cfg")["self_attn_cfg"]),
+                                        ffn_cfgs=dict(type="FFN", embed_dims=64, feedforward_channels=128, num_fcs=2),
+                                        operation_order=("self_attn", "norm", "ffn", "norm"))
+    decoder.pop("layer_cfg")
+    decoder["transformerlayers"] = dict(type="DetrTransformerDecoderLayer",
+                                        attn_cfgs=dict(type="MultiheadAttention", embed_dims=64, num_heads=heads),
+                                        ffn_cfgs=dict(embed_dims=64, feedforward_channels=128, num_fcs=2),
+                                        operation_order=("cross_attn", "norm", "self_attn", "norm", "ffn", "norm"))
+    return cfg
+
+
+def test_an_mmdet2_checkpoint_meta_config_is_read(mmdet_model, tmp_path):
+    path = tmp_path / "v2.pth"
+    torch.save({"state_dict": dict(mmdet_model.state_dict()),
+                "meta": {"mmdet_version": "2.25.0", "config": config_text(mmdet2_model_cfg())}}, path)
+    sd, meta_cfg = read_checkpoint(path)
+    model = from_mmdet(sd, meta_cfg=meta_cfg, image_size=(64, 64))
+    assert (model.config.num_heads, model.config.num_points, model.config.num_groups) == (4, 8, 32)
+
+
 def test_read_checkpoint_returns_the_meta_cfg(mmdet_model, tmp_path):
     path = tmp_path / "m.pth"
     torch.save({"state_dict": dict(mmdet_model.state_dict()), "meta": {"cfg": "model = dict()"}}, path)

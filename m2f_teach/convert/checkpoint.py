@@ -153,7 +153,7 @@ def read_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
 
 def read_checkpoint(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], str | None]:
     """`(state_dict, meta_cfg)`: as `read_state_dict`, plus the config text mmengine stores in an
-    mmdetection checkpoint's `meta['cfg']` (None when there is none)."""
+    mmdetection checkpoint's `meta['cfg']` (mmdet 2.x: `meta['config']`; None when there is none)."""
     path = Path(path)
     if not path.is_file():
         if path.is_dir():
@@ -163,8 +163,10 @@ def read_checkpoint(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], s
         return read_safetensors(path, "weights"), None
     obj = torch_load_tensors(path)
     meta_cfg = None
-    if isinstance(obj, dict) and isinstance(obj.get("meta"), dict) and isinstance(obj["meta"].get("cfg"), str):
-        meta_cfg = obj["meta"]["cfg"]
+    meta = obj.get("meta") if isinstance(obj, dict) else None
+    for key in ("cfg", "config"):       # mmengine (mmdet 3.x) writes meta['cfg'], mmdet 2.x meta['config']
+        if isinstance(meta, dict) and isinstance(meta.get(key), str) and meta_cfg is None:
+            meta_cfg = meta[key]
     for key in ("state_dict", "model"):
         if isinstance(obj, dict) and key in obj and isinstance(obj[key], dict):
             obj = obj[key]

@@ -79,11 +79,35 @@ def _get(cfg, path, default=None):
     return cfg
 
 
+def mmdet2_head_cfg(head: dict) -> dict:
+    """A 2.x head config (mmcv 1.x `transformerlayers=dict(attn_cfgs=..., ffn_cfgs=...)`) in the
+    3.x layout (`layer_cfg=dict(self_attn_cfg=..., cross_attn_cfg=..., ffn_cfg=...)`)."""
+    def layer_cfg(section, attention_names):
+        layers = section.get("transformerlayers") if isinstance(section, dict) else None
+        if not isinstance(layers, dict):
+            return section
+        attn = layers.get("attn_cfgs", {})
+        attn = attn if isinstance(attn, list) else [attn] * len(attention_names)
+        ffn = layers.get("ffn_cfgs", {})
+        ffn = ffn[0] if isinstance(ffn, list) else ffn
+        ffn = dict(ffn, act_cfg=ffn.get("act_cfg", layers.get("act_cfg", {"type": "ReLU"})))
+        return dict(section, layer_cfg=dict(zip(attention_names, attn), ffn_cfg=ffn))
+
+    head = dict(head)
+    if isinstance(head.get("pixel_decoder"), dict) and isinstance(head["pixel_decoder"].get("encoder"), dict):
+        head["pixel_decoder"] = dict(head["pixel_decoder"],
+                                     encoder=layer_cfg(head["pixel_decoder"]["encoder"], ["self_attn_cfg"]))
+    if isinstance(head.get("transformer_decoder"), dict):
+        # 2.x operation_order ('cross_attn', 'norm', 'self_attn', ...): attn_cfgs[0] is the cross-attention
+        head["transformer_decoder"] = layer_cfg(head["transformer_decoder"], ["cross_attn_cfg", "self_attn_cfg"])
+    return head
+
+
 def choices_from_mmdet_cfg(model_cfg: dict, source: str) -> dict:
     """Heads, levels, points, groups and temperature from an mmdet `model` config section
     (mmdet's defaults where a key is absent); `ConversionError` listing every option that
     m2f-teach does not compute."""
-    head = model_cfg["panoptic_head"]
+    head = mmdet2_head_cfg(model_cfg["panoptic_head"])
     problems = []
 
     def need(ok, what):
