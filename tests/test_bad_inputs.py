@@ -115,6 +115,7 @@ def files(tmp_path_factory, mmdet_model):
         "syntax.py": "model = dict(type='Mask2Former',\n",
         "nohead.py": "model = dict(type='Mask2Former', backbone=dict(type='ResNet'))\n",
         "config.txt": config_text(cfg),
+        "based.py": "_base_ = ['./nothere.py']\n" + config_text(cfg),
         "exec.py": config_text(cfg, prefix=f"open({str(d / 'EXECUTED')!r}, 'w').write('x')\n"),
         "repeat.py": config_text(cfg, prefix="big = [0] * 1000000000\n"),
     }
@@ -227,6 +228,8 @@ CLI_CASES = [
      ["--config {d}/missing.py", "no such file"]),
     (["convert", "--from", "mmdet", "{d}/weights.pth", "--config", "{d}/config.txt", "-o", "{d}/o.safetensors"],
      ["--config {d}/config.txt", ".py"]),
+    (["convert", "--from", "mmdet", "{d}/weights.pth", "--config", "{d}/based.py", "-o", "{d}/o.safetensors"],
+     ["{d}/based.py", "{d}/nothere.py does not exist"]),
     (["convert", "--from", "mmdet", "{d}/weights.pth", "--config", "{d}/syntax.py", "-o", "{d}/o.safetensors"],
      ["{d}/syntax.py", "line"]),
     (["convert", "--from", "mmdet", "{d}/weights.pth", "--config", "{d}/nohead.py", "-o", "{d}/o.safetensors"],

@@ -140,7 +140,11 @@ def read_config_file(path: str | os.PathLike, depth: int = 0) -> dict:
     for base in bases:
         if not isinstance(base, str) or isinstance(base, Unresolved):
             raise ConversionError(f"--config {path}: _base_ entry {base!r} is not a file name")
-        merged = merge(read_config_file(path.parent / base, depth + 1), merged)
+        base_path = path.parent / base
+        if not base_path.is_file():
+            raise FileNotFoundError(f"--config {path}: its _base_ file {base_path} does not exist (keep the "
+                                    f"config beside its _base_ files, as in mmdetection's configs folder)")
+        merged = merge(read_config_file(base_path, depth + 1), merged)
     return merge(names, merged)
 
 

@@ -280,8 +280,18 @@ def worker_init(worker_id):
             pass
 
 
+def with_defaults(args):
+    """`args` with every flag this command knows (a namespace built by hand may lack newer ones)."""
+    for key, value in vars(add_arguments(argparse.ArgumentParser()).parse_args([])).items():
+        if not hasattr(args, key):
+            setattr(args, key, value)
+    return args
+
+
 def train(args) -> dict:
-    """Train, write the checkpoint, json and plot; return the json's contents."""
+    """Train, write the checkpoint, json and plot; return the json's contents (after Ctrl-C or
+    SIGTERM: `{"interrupted": signal name, "steps_done": n}`, the files saved)."""
+    args = with_defaults(args)
     device = pick_device(args.device)
     check_arguments(args)
     state = load_state(args.resume, args) if args.resume else None
