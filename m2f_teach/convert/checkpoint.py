@@ -36,7 +36,12 @@ def save_checkpoint(model: Mask2Former, path: str | os.PathLike) -> Path:
     # safetensors refuses tensors that share memory: clone and make each contiguous
     tensors = {k: v.detach().cpu().contiguous().clone() for k, v in model.state_dict().items()}
     path.parent.mkdir(parents=True, exist_ok=True)
-    save_file(tensors, str(path), metadata=metadata)
+    tmp = path.with_name(f".{path.name}.tmp")         # written whole, then renamed: never half a file
+    try:
+        save_file(tensors, str(tmp), metadata=metadata)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
     return path
 
 

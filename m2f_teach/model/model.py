@@ -53,7 +53,7 @@ class Mask2Former(nn.Module):
                              + _META_HINT.get(weight.device.type, "")
                              + f"; move one to the other (model.to({str(images.device.type)!r}) or "
                                f"images.to({str(weight.device.type)!r}))")
-        if images.device.type != "meta" and not bool(torch.isfinite(images).all()):
+        if images.device.type != "meta" and not _tracing() and not bool(torch.isfinite(images).all()):
             bad = int((~torch.isfinite(images)).sum())
             warnings.warn(f"images hold {bad} NaN or infinite values (shape {tuple(images.shape)}): "
                           f"every output will be non-finite", RuntimeWarning, stacklevel=3)
@@ -67,6 +67,12 @@ class Mask2Former(nn.Module):
         images = self.tap(images, "images", "B C_in H W")
         feats = self.extract_feat(images)
         return self.panoptic_head(feats)
+
+
+def _tracing() -> bool:
+    """True under torch.jit.trace, torch.compile and torch.export: no data-dependent check there."""
+    is_exporting = getattr(torch.compiler, "is_exporting", lambda: False)
+    return torch.jit.is_tracing() or torch.compiler.is_compiling() or is_exporting()
 
 
 _META_HINT = {"meta": " (meta: shapes only, no values; trace_shapes(config) traces a meta model)"}
