@@ -70,6 +70,20 @@ def _count(state_dict, pattern) -> int:
     return max(found) + 1 if found else 0
 
 
+def _mmdet_model_cfg(config, trust_config: bool = False):
+    """The `model` section of an mmdet config (a `.py` path read as literals, a `Config` or a
+    dict) as an mmengine `ConfigDict` when mmengine is installed (to build mmdetection's own
+    model from it), else a dict; None for None."""
+    if config is None:
+        return None
+    model = load_mmdet_config(config, trust=trust_config)
+    try:
+        from mmengine.config import ConfigDict
+    except ImportError:
+        return model
+    return ConfigDict(model)
+
+
 def _get(cfg, path, default=None):
     """`cfg['a']['b']` for path 'a.b', or `default` where a key is absent."""
     for key in path.split("."):
