@@ -53,8 +53,7 @@ class MSDeformAttnPixelDecoder(nn.Module):
         self.encoder = DeformableEncoder(config)
         self.postional_encoding = SinePositionalEncoding(config.num_pos_feats, config.temperature)
         self.level_encoding = nn.Embedding(self.num_encoder_levels, C)
-        # FPN on the maps the encoder did not see (stride 4 only, at the seed; none when
-        # num_levels = the backbone's stages: then mask_feature reads the stride-4 memory, as in mmdet)
+        # FPN on the maps the encoder did not see (stride 4 only, at the seed)
         self.fpn_levels = list(range(self.num_input_levels - self.num_encoder_levels - 1, -1, -1))
         self.lateral_convs = nn.ModuleList()
         self.output_convs = nn.ModuleList()
