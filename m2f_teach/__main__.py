@@ -1,5 +1,9 @@
 """Command line: `python -m m2f_teach {table,summary,...}`.
 
+A bad value or file ends the command with one line naming it (`error: ...`) and exit status
+2 (1 for a failed conversion, 130 on Ctrl-C); `--debug`, anywhere on the line, shows the
+traceback instead.
+
     python -m m2f_teach table                          # the seed's annotated shape table (markdown)
     python -m m2f_teach table --preset small --image-size 512 768 --format latex --output t.tex
     python -m m2f_teach table --num-queries 200 --num-points 8 --format json
@@ -7,10 +11,6 @@
     python -m m2f_teach convert --from hf ./mask2former-swin-tiny --output weights.safetensors
     python -m m2f_teach train --steps 100 --out artifacts/shapes.safetensors
     python -m m2f_teach lab                            # JupyterLab on notebooks/ (or the table)
-
-A bad value or file ends the command with one line naming it (`error: ...`) and exit status
-2 (1 for a failed conversion, 130 on Ctrl-C); `--debug`, anywhere on the line, shows the
-traceback instead.
 """
 from __future__ import annotations
 
