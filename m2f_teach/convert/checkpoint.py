@@ -45,16 +45,22 @@ def save_checkpoint(model: Mask2Former, path: str | os.PathLike) -> Path:
     return path
 
 
-def config_from_dict(values, source: str = "checkpoint") -> M2FConfig:
-    """An `M2FConfig` from stored values, every field checked by `M2FConfig`'s own rules."""
-    if not isinstance(values, dict):
-        raise ConversionError(f"{source}: the stored config is {type(values).__name__}, expected a JSON object")
+def config_from_dict(values: dict) -> M2FConfig:
     names = {f.name for f in dataclasses.fields(M2FConfig)}
     unknown = sorted(set(values) - names)
     if unknown:
-        raise ConversionError(f"{source}: the stored config has fields this m2f-teach does not know: {unknown}")
+        raise ConversionError(f"checkpoint config has fields this m2f-teach does not know: {unknown}")
+    return M2FConfig(**values)
+
+
+def stored_config(values, source: str) -> M2FConfig:
+    """The `M2FConfig` a file stores, every field checked by `M2FConfig`'s own rules; errors name `source`."""
+    if not isinstance(values, dict):
+        raise ConversionError(f"{source}: the stored config is {type(values).__name__}, expected a JSON object")
     try:
-        return M2FConfig(**values)
+        return config_from_dict(values)
+    except ConversionError as err:
+        raise ConversionError(f"{source}: {err}") from None
     except (ValueError, TypeError) as err:
         raise ConversionError(f"{source}: the stored config is not valid: {err}") from None
 
@@ -131,7 +137,7 @@ def load_checkpoint(path: str | os.PathLike, map_location: str = "cpu") -> Mask2
         values = json.loads(metadata.get("m2f_teach.config", ""))
     except json.JSONDecodeError as err:
         raise ConversionError(f"{path}: its m2f_teach.config metadata is not valid JSON ({err})") from None
-    config = config_from_dict(values, str(path))
+    config = stored_config(values, str(path))
     if "m2f_teach.hf_backbone" not in metadata:
         want = expected_shapes(config)
         missing = [k for k in want if k not in shapes]
