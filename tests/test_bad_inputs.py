@@ -420,6 +420,14 @@ def test_a_misshaped_query_feat_is_named(files, tmp_path):
     assert "panoptic_head.query_feat.weight: (21, 64) vs (20, 64)" in lines[-1]
 
 
+def test_a_misshaped_query_feat_is_named_in_conversion(mmdet_model):
+    sd = dict(mmdet_model.state_dict())
+    sd["panoptic_head.query_feat.weight"] = torch.zeros(20, 65)
+    with pytest.raises(ConversionError, match=r"^panoptic_head.query_feat.weight has shape \(20, 65\) but "
+                                              r"panoptic_head.query_embed.weight \(20, 64\)"):
+        from_mmdet(sd, num_heads=4, num_points=8, num_groups=32)
+
+
 def test_a_missing_ffn_key_is_named(mmdet_model):
     sd = dict(mmdet_model.state_dict())
     del sd["panoptic_head.pixel_decoder.encoder.layers.0.ffn.layers.0.0.weight"]

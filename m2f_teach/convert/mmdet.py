@@ -275,6 +275,10 @@ def config_from_mmdet(state_dict, config=None, image_size=(1024, 1024), batch_si
         stages.append((blocks, sd[f"backbone.layer{i}.0.conv1.weight"].shape[0]))
     pd, td = "panoptic_head.pixel_decoder", "panoptic_head.transformer_decoder"
     Q, C = sd[need].shape
+    embed = sd.get("panoptic_head.query_embed.weight")
+    if embed is not None and tuple(embed.shape) != (Q, C):
+        raise ConversionError(f"{need} has shape {tuple(sd[need].shape)} but panoptic_head.query_embed.weight "
+                              f"{tuple(embed.shape)}: both must be (Q, C); one of them is mis-shaped")
     required = [f"{pd}.encoder.layers.0.ffn.layers.0.0.weight", f"{td}.layers.0.ffn.layers.0.0.weight",
                 "panoptic_head.cls_embed.weight", f"{pd}.mask_feature.weight"]
     missing = [k for k in required if k not in sd]
