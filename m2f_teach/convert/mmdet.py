@@ -247,6 +247,10 @@ def config_from_mmdet(state_dict, config=None, image_size=(1024, 1024), batch_si
     if need not in sd or "backbone.conv1.weight" not in sd:
         raise ConversionError("not an mmdet Mask2Former (ResNet) state dict: no "
                               f"{need!r} or 'backbone.conv1.weight' among {len(sd)} keys, e.g. {list(sd)[:5]}")
+    embed = sd.get("panoptic_head.query_embed.weight")
+    if embed is not None and embed.shape != sd[need].shape:
+        raise ConversionError(f"{need} has shape {tuple(sd[need].shape)} but panoptic_head.query_embed.weight "
+                              f"{tuple(embed.shape)}: both must be (Q, C); one of them is mis-shaped")
     model_cfg, source = None, None
     if config is not None:
         model_cfg = load_mmdet_config(config, trust=trust_config)
@@ -275,10 +279,6 @@ def config_from_mmdet(state_dict, config=None, image_size=(1024, 1024), batch_si
         stages.append((blocks, sd[f"backbone.layer{i}.0.conv1.weight"].shape[0]))
     pd, td = "panoptic_head.pixel_decoder", "panoptic_head.transformer_decoder"
     Q, C = sd[need].shape
-    embed = sd.get("panoptic_head.query_embed.weight")
-    if embed is not None and tuple(embed.shape) != (Q, C):
-        raise ConversionError(f"{need} has shape {tuple(sd[need].shape)} but panoptic_head.query_embed.weight "
-                              f"{tuple(embed.shape)}: both must be (Q, C); one of them is mis-shaped")
     required = [f"{pd}.encoder.layers.0.ffn.layers.0.0.weight", f"{td}.layers.0.ffn.layers.0.0.weight",
                 "panoptic_head.cls_embed.weight", f"{pd}.mask_feature.weight"]
     missing = [k for k in required if k not in sd]
