@@ -1,5 +1,9 @@
 """Command line: `python -m m2f_teach {table,summary,...}`.
 
+A bad value or file ends the command with one line naming it (`error: ...`) and exit status
+2 (1 for a failed conversion, 130 on Ctrl-C); `--debug`, anywhere on the line, shows the
+traceback instead.
+
     python -m m2f_teach table                          # the seed's annotated shape table (markdown)
     python -m m2f_teach table --preset small --image-size 512 768 --format latex --output t.tex
     python -m m2f_teach table --num-queries 200 --num-points 8 --format json
@@ -37,9 +41,22 @@ def _add_config_arguments(parser: argparse.ArgumentParser):
         flag = "--" + f.name.replace("_", "-")
         kind = hints[f.name]
         if kind is bool:
-            group.add_argument(flag, type=lambda s: s.lower() in ("1", "true", "yes"), metavar="BOOL")
+            group.add_argument(flag, type=parse_bool, metavar="BOOL")
         else:
             group.add_argument(flag, type=kind, metavar=f.name.upper())
+
+
+TRUE_WORDS, FALSE_WORDS = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
+
+
+def parse_bool(text: str) -> bool:
+    """`true/yes/on/1` or `false/no/off/0` (any case); anything else is an argparse error."""
+    if text.lower() in TRUE_WORDS:
+        return True
+    if text.lower() in FALSE_WORDS:
+        return False
+    raise argparse.ArgumentTypeError(f"expected true or false (or {'/'.join(TRUE_WORDS[:3])}, "
+                                     f"{'/'.join(FALSE_WORDS[:3])}), got {text!r}")
 
 
 def config_from_args(args) -> M2FConfig:
@@ -101,13 +118,44 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def report_error(error: BaseException, status: int = 2):
+    """End the command with one line, `error: ...`, naming what was wrong; exit `status`.
+
+    A message's first line is its summary; further lines (a list of keys) follow indented.
+    """
+    message = str(error).strip() or type(error).__name__
+    if isinstance(error, KeyError) and error.args:
+        message = f"missing key {error.args[0]!r}"
+    if not isinstance(error, (ValueError, TypeError, OSError)) or isinstance(error, KeyError):
+        message = f"{type(error).__name__}: {message}"
+    first, *rest = message.splitlines()
+    details = "".join(f"  {line}\n" for line in rest)
+    sys.stderr.write(f"error: {first}\n{details}")
+    sys.exit(status)
+
+
 def main(argv=None):
+    """Run one subcommand; every failure is one line on standard error and a non-zero exit."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in argv
+    argv = [a for a in argv if a != "--debug"]
     parser = build_parser()
+    parser.add_argument("--debug", action="store_true",
+                        help="on an error, show the full traceback (also accepted after the subcommand)")
     args = parser.parse_args(argv)
-    try:
+    if debug:
         status = args.func(args)
-    except (ValueError, TypeError) as e:
-        parser.exit(2, f"error: {e}\n")
+    else:
+        from .convert.strict import ConversionError
+        try:
+            status = args.func(args)
+        except KeyboardInterrupt:
+            sys.stderr.write("interrupted\n")
+            sys.exit(130)
+        except ConversionError as error:
+            report_error(error, 1)
+        except Exception as error:  # noqa: BLE001 - every failure becomes one line
+            report_error(error)
     if status:
         sys.exit(status)
 

@@ -15,6 +15,7 @@ forces those).
 """
 from __future__ import annotations
 
+import hashlib
 import json
 from importlib import resources
 
@@ -53,14 +54,36 @@ def load_pretrained(device="cpu") -> Mask2Former:
     """`Mask2Former(M2FConfig.shapes())` with the shipped weights, in eval mode on `device`."""
     from safetensors.torch import load_file
 
+    from .convert.checkpoint import read_safetensors
+    from .convert.strict import load_strict
+
     path = _weights_file(".safetensors")
     if not path.is_file():
         raise FileNotFoundError(_missing_message(".safetensors"))
     model = Mask2Former(M2FConfig.shapes())
     with resources.as_file(path) as file:
-        state_dict = load_file(str(file), device=str(device))
-    model.load_state_dict(state_dict)
+        check_sha256(file, checkpoint_info().get("sha256"))
+        state_dict = read_safetensors(file, "the shipped checkpoint", device=str(device))
+    load_strict(model, state_dict, f"the shipped checkpoint {path}")
     return model.to(device).eval()
+
+
+def sha256_of(path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def check_sha256(path, expected: str | None):
+    """The shipped weights must be the bytes their json names: a flipped byte is an error, not NaNs."""
+    if not expected:
+        raise ValueError(f"{_weights_file('.json')} has no sha256 of the shipped weights")
+    actual = sha256_of(path)
+    if actual != expected:
+        raise ValueError(f"the shipped checkpoint {path} is damaged: sha256 {actual[:16]}..., expected "
+                         f"{expected[:16]}... (from {WEIGHTS_NAME}.json); reinstall the package")
 
 
 def load_model(pretrained: bool = True, config: M2FConfig | None = None, seed: int = 0,

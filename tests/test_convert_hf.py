@@ -137,9 +137,11 @@ def test_save_load_and_cli(hf_small, tmp_path, capsys):
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 
 
-def test_cli_reports_a_missing_model(tmp_path):
-    with pytest.raises(SystemExit, match="Download it first"):
-        convert_main(["--from", "hf", str(tmp_path / "nothing-here"), "--output", str(tmp_path / "x.safetensors")])
+def test_cli_reports_a_missing_model(tmp_path, capsys):
+    missing = str(tmp_path / "nothing-here")
+    assert convert_main(["--from", "hf", missing, "--output", str(tmp_path / "x.safetensors")]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: {missing}: not a folder and not in the local HF cache") and "Download it first" in err
 
 
 def test_missing_and_unexpected_keys_are_named(hf_small):

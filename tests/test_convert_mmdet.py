@@ -21,6 +21,7 @@ from m2f_teach.convert.hf_reference import max_abs_diffs, our_stages, randomize_
 from m2f_teach.convert.mmdet import state_dict_from_mmdet
 
 TOL = 1e-4
+SEED_CHOICES = dict(num_heads=8, num_points=4, num_groups=32)   # not in the weights: given
 
 
 def to_mmdet2_layout(state_dict):
@@ -48,9 +49,9 @@ def small_model():
 
 def test_mmdet3_layout_loads_as_is(small_model):
     sd = small_model.state_dict()
-    config = config_from_mmdet(sd, image_size=small_model.config.image_size)
+    config = config_from_mmdet(sd, image_size=small_model.config.image_size, **SEED_CHOICES)
     assert config == small_model.config
-    model = from_mmdet(sd)
+    model = from_mmdet(sd, **SEED_CHOICES)
     assert not model.training
     assert all(torch.equal(model.state_dict()[k], v) for k, v in sd.items())
 
@@ -60,7 +61,7 @@ def test_mmdet2_layout(small_model, tmp_path):
     assert any(".attentions.1.attn.in_proj_weight" in k for k in sd2)
     path = tmp_path / "mmdet2.pth"
     torch.save({"meta": {"mmdet_version": "2.25.0"}, "state_dict": sd2}, path)
-    model = from_mmdet(read_state_dict(path))
+    model = from_mmdet(read_state_dict(path), **SEED_CHOICES)
     images = torch.randn(1, 3, 64, 96)
     with torch.no_grad():
         a, b = small_model(images), model(images)
@@ -175,3 +176,22 @@ def test_against_mmdetection(mmdet_model, batch, size):
     masks = torch.cat([ref[k].flatten() for k in diffs if "attn_mask" in k]).float()
     assert 0.05 < masks.mean() < 0.95          # masks that block some pixels and free others
     assert ref["panoptic_head.pixel_decoder.memory"].abs().max() > 0.1
+
+
+def test_every_stage_in_the_encoder_matches_mmdetection():
+    """num_levels = 4 = the backbone's stages: every map goes through the encoder, no FPN level
+    is left (mmdetection runs it; the mask features come from the stride-4 memory)."""
+    mmdet, MODELS, Config = import_mmdet()
+    cfg = shrunk_mmdet_config(Config, mmdet)
+    cfg.panoptic_head.num_transformer_feat_level = 4
+    cfg.panoptic_head.pixel_decoder.num_outs = 4
+    cfg.panoptic_head.pixel_decoder.encoder.layer_cfg.self_attn_cfg.num_levels = 4
+    torch.manual_seed(0)
+    reference = MODELS.build(cfg).eval()
+    randomize_batchnorm_(reference, torch.Generator().manual_seed(1))
+    model = from_mmdet(reference.state_dict(), cfg, image_size=(64, 96))
+    assert model.config.num_levels == 4 and len(model.panoptic_head.pixel_decoder.lateral_convs) == 0
+    images = torch.randn(1, 3, 64, 96, generator=torch.Generator().manual_seed(3))
+    diffs = max_abs_diffs(our_stages(model, images), mmdet_stages(reference, images))
+    floats = {k: v for k, v in diffs.items() if "attn_mask" not in k}
+    assert len(floats) == 4 + 1 + 4 + 1 + 10 + 10 and max(floats.values()) <= TOL, floats

@@ -9,7 +9,7 @@ from m2f_teach.tracing import trace_shapes
 @pytest.mark.parametrize("changes,message", [
     (dict(image_size=(1000, 1024)), r"multiples of 32.*1000×1024.*try 992×1024"),
     (dict(num_heads=7), r"num_heads=7 must divide feat_channels=256"),
-    (dict(num_levels=4), r"num_levels=4 is beyond the backbone.*at most 3"),
+    (dict(num_levels=5), r"num_levels=5 is beyond the backbone.*at most 4"),
     (dict(num_points=0), r"num_points must be a positive integer, got 0"),
     (dict(num_queries=0), r"num_queries must be a positive integer, got 0"),
     (dict(feat_channels=104), r"num_groups=32 must divide feat_channels=104"),

@@ -7,7 +7,7 @@
 
 Command line: `python -m m2f_teach convert --from hf|mmdet SRC --output FILE.safetensors`.
 """
-from .checkpoint import load_checkpoint, read_state_dict, save_checkpoint
+from .checkpoint import load_checkpoint, read_checkpoint, read_state_dict, save_checkpoint
 from .hf import config_from_hf, from_hf, state_dict_from_hf
 from .hf_backbone import HFBackbone
 from .mmdet import config_from_mmdet, from_mmdet, state_dict_from_mmdet
@@ -17,5 +17,5 @@ save = save_checkpoint
 load = load_checkpoint
 
 __all__ = ["from_hf", "from_mmdet", "save_checkpoint", "load_checkpoint", "save", "load",
-           "read_state_dict", "config_from_hf", "state_dict_from_hf", "config_from_mmdet",
+           "read_state_dict", "read_checkpoint", "config_from_hf", "state_dict_from_hf", "config_from_mmdet",
            "state_dict_from_mmdet", "HFBackbone", "ConversionError", "load_strict"]

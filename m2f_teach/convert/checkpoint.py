@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import struct
 from pathlib import Path
 
 import torch
@@ -41,7 +42,12 @@ def save_checkpoint(model: Mask2Former, path: str | os.PathLike, class_names=Non
     # safetensors refuses tensors that share memory: clone and make each contiguous
     tensors = {k: v.detach().cpu().contiguous().clone() for k, v in model.state_dict().items()}
     path.parent.mkdir(parents=True, exist_ok=True)
-    save_file(tensors, str(path), metadata=metadata)
+    tmp = path.with_name(f".{path.name}.tmp")         # written whole, then renamed: never half a file
+    try:
+        save_file(tensors, str(tmp), metadata=metadata)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
     return path
 
 
@@ -77,23 +83,103 @@ def config_from_dict(values: dict) -> M2FConfig:
     return M2FConfig(**values)
 
 
-def load_checkpoint(path: str | os.PathLike, map_location: str = "cpu") -> Mask2Former:
-    """A `Mask2Former` (eval mode) from a file written by `save_checkpoint`."""
+def stored_config(values, source: str) -> M2FConfig:
+    """The `M2FConfig` a file stores, every field checked by `M2FConfig`'s own rules; errors name `source`."""
+    if not isinstance(values, dict):
+        raise ConversionError(f"{source}: the stored config is {type(values).__name__}, expected a JSON object")
+    try:
+        return config_from_dict(values)
+    except ConversionError as err:
+        raise ConversionError(f"{source}: {err}") from None
+    except (ValueError, TypeError) as err:
+        raise ConversionError(f"{source}: the stored config is not valid: {err}") from None
+
+
+def describe_file(path: Path) -> str:
+    """What a file that is not a readable .safetensors looks like, in a few words."""
+    size = path.stat().st_size
+    if size == 0:
+        return "it is empty (0 bytes)"
+    with open(path, "rb") as fh:
+        head = fh.read(16)
+    if head.startswith(b"PK\x03\x04"):
+        return "it is a zip archive, as torch.save writes (a .pth/.pt file), not a .safetensors file"
+    if head[:1] == b"\x80" and size > 2:
+        return "it is a Python pickle (an old torch.save .pth file), not a .safetensors file"
+    if size < 8:
+        return f"it is truncated ({size} bytes, shorter than a safetensors header)"
+    (header_len,) = struct.unpack("<Q", head[:8])
+    if header_len > size - 8:
+        if head[8:9] != b"{":
+            return f"it does not start like a .safetensors file (first bytes {head[:8]!r})"
+        return f"it is truncated (its header alone claims {header_len} bytes, the file has {size})"
+    return f"its contents do not match its header ({size} bytes; truncated or damaged)"
+
+
+def read_safetensors(path: str | os.PathLike, what: str = "weights", device: str = "cpu") -> dict[str, torch.Tensor]:
+    """`safetensors.torch.load_file`, with errors that name the file and say what it looks like."""
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"no checkpoint at {path}; make one with "
-                                f"`python -m m2f_teach convert --from hf|mmdet SRC --output {path.name}`")
-    with safe_open(str(path), framework="pt") as f:
-        metadata = f.metadata() or {}
+        raise FileNotFoundError(f"{what} {path}: no such file")
+    try:
+        return load_file(str(path), device=device)
+    except Exception as err:  # noqa: BLE001 - SafetensorError and friends: say what the file is
+        raise ConversionError(f"{what} {path}: cannot read it as .safetensors: {describe_file(path)} "
+                              f"({type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''})") from None
+
+
+def read_metadata(path: Path, what: str = "checkpoint") -> tuple[dict, dict[str, tuple[int, ...]]]:
+    """The metadata and the tensor shapes of a .safetensors file, without loading a tensor."""
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            metadata = f.metadata() or {}
+            shapes = {k: tuple(f.get_slice(k).get_shape()) for k in f.keys()}
+    except Exception as err:  # noqa: BLE001
+        raise ConversionError(f"{what} {path}: cannot read it as .safetensors: {describe_file(path)} "
+                              f"({type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''})") from None
+    return metadata, shapes
+
+
+def expected_shapes(config: M2FConfig) -> dict[str, tuple[int, ...]]:
+    """Every state-dict entry's shape at `config`, from a weightless model on `meta`."""
+    with torch.device("meta"):
+        model = Mask2Former(config)
+    return {k: tuple(v.shape) for k, v in model.state_dict().items()}
+
+
+def load_checkpoint(path: str | os.PathLike, map_location: str = "cpu") -> Mask2Former:
+    """A `Mask2Former` (eval mode) from a file written by `save_checkpoint`.
+
+    Before anything is built: the stored config is checked field by field (`M2FConfig`'s
+    rules) and every tensor's shape against it, so a file that claims a huge model fails at once.
+    """
+    path = Path(path)
+    if not path.is_file():
+        hint = ("; it is a directory" if path.is_dir() else
+                f"; make one with `python -m m2f_teach convert --from hf|mmdet SRC --output {path.name}`")
+        raise FileNotFoundError(f"no checkpoint at {path}{hint}")
+    metadata, shapes = read_metadata(path)
     if metadata.get("format") != FORMAT:
         raise ConversionError(f"{path} is not an m2f-teach checkpoint (metadata format "
                               f"{metadata.get('format')!r}, expected {FORMAT!r}); convert it first with "
                               f"`python -m m2f_teach convert`")
-    config = config_from_dict(json.loads(metadata["m2f_teach.config"]))
+    try:
+        values = json.loads(metadata.get("m2f_teach.config", ""))
+    except json.JSONDecodeError as err:
+        raise ConversionError(f"{path}: its m2f_teach.config metadata is not valid JSON ({err})") from None
+    config = stored_config(values, str(path))
+    if "m2f_teach.hf_backbone" not in metadata:
+        want = expected_shapes(config)
+        missing = [k for k in want if k not in shapes]
+        unexpected = [k for k in shapes if k not in want]
+        mismatched = [(k, shapes[k], want[k]) for k in want if k in shapes and shapes[k] != want[k]]
+        if missing or unexpected or mismatched:
+            from .strict import key_report
+            raise ConversionError(key_report(missing, unexpected, mismatched, f"{path} (against its stored config)"))
     model = Mask2Former(config)
     if "m2f_teach.hf_backbone" in metadata:
         model.backbone = HFBackbone.from_config_json(metadata["m2f_teach.hf_backbone"])
-    load_strict(model, load_file(str(path), device=map_location), str(path))
+    load_strict(model, read_safetensors(path, "checkpoint", device=map_location), str(path))
     return model.eval()
 
 
@@ -103,20 +189,57 @@ def read_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
     A training checkpoint `{"state_dict": ..., "meta": ...}` (mmdetection) gives its
     `state_dict`; a `{"model": ...}` one (detectron2-style) gives its `model`.
     """
+    return read_checkpoint(path)[0]
+
+
+def read_checkpoint(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], str | None]:
+    """`(state_dict, meta_cfg)`: as `read_state_dict`, plus the config text mmengine stores in an
+    mmdetection checkpoint's `meta['cfg']` (mmdet 2.x: `meta['config']`; None when there is none)."""
     path = Path(path)
+    if not path.is_file():
+        if path.is_dir():
+            raise IsADirectoryError(f"{path}: is a directory, expected a weights file (.pth or .safetensors)")
+        raise FileNotFoundError(f"{path}: no such file (expected a weights file, .pth or .safetensors)")
     if path.suffix == ".safetensors":
-        return load_file(str(path))
-    try:
-        obj = torch.load(str(path), map_location="cpu", weights_only=True)
-    except Exception as err:
-        raise ConversionError(
-            f"cannot read {path} with torch.load(weights_only=True): {err}\n"
-            "m2f-teach never unpickles arbitrary objects. Re-save only the tensors, e.g. in the "
-            "environment that wrote it: torch.save(torch.load(path)['state_dict'], 'weights.pth')") from err
+        return read_safetensors(path, "weights"), None
+    obj = torch_load_tensors(path)
+    meta_cfg = None
+    meta = obj.get("meta") if isinstance(obj, dict) else None
+    for key in ("cfg", "config"):       # mmengine (mmdet 3.x) writes meta['cfg'], mmdet 2.x meta['config']
+        if isinstance(meta, dict) and isinstance(meta.get(key), str) and meta_cfg is None:
+            meta_cfg = meta[key]
     for key in ("state_dict", "model"):
         if isinstance(obj, dict) and key in obj and isinstance(obj[key], dict):
             obj = obj[key]
             break
-    if not isinstance(obj, dict) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
-        raise ConversionError(f"{path} does not hold a state dict (a dict of tensors)")
-    return dict(obj)
+    if not isinstance(obj, dict) or not obj or not all(isinstance(v, torch.Tensor) for v in obj.values()):
+        raise ConversionError(f"{path}: does not hold a state dict (a dict of tensors)")
+    return dict(obj), meta_cfg
+
+
+def torch_load_tensors(path: Path):
+    """`torch.load(weights_only=True)`: tensors and plain containers only, nothing executed."""
+    size = path.stat().st_size
+    with open(path, "rb") as fh:
+        head = fh.read(16)
+    if size == 0:
+        raise ConversionError(f"{path}: the file is empty (0 bytes)")
+    if not (head.startswith(b"PK\x03\x04") or head[:1] == b"\x80"):
+        looks = (" (it looks like a .safetensors file: give it a .safetensors name)"
+                 if size >= 8 and head[8:9] == b"{" else "")
+        raise ConversionError(f"{path}: not a torch.save file (neither a zip archive nor a pickle){looks}")
+    try:
+        return torch.load(str(path), map_location="cpu", weights_only=True)
+    except pickle_errors() as err:
+        raise ConversionError(
+            f"{path}: torch.load(weights_only=True) refuses it: it holds Python objects beyond tensors "
+            f"({str(err).splitlines()[0]}). m2f-teach never unpickles arbitrary objects; re-save only "
+            f"the tensors where it was written: torch.save(torch.load(path)['state_dict'], 'weights.pth')") from None
+    except Exception as err:  # noqa: BLE001 - a damaged archive: name the file
+        raise ConversionError(f"{path}: cannot read it with torch.load: truncated or damaged "
+                              f"({type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''})") from None
+
+
+def pickle_errors():
+    import pickle
+    return (pickle.UnpicklingError,)

@@ -2,10 +2,16 @@
 
 * `--from hf`: SRC is a folder written by `save_pretrained` (config.json + weights) or the id
   of a model already in the local HF cache (`facebook/mask2former-swin-tiny-coco-instance`,
-  downloaded beforehand with `huggingface-cli download ...`); nothing is downloaded here.
+  downloaded beforehand with `huggingface-cli download ...`). Fully offline: the id is looked
+  up in the cache only, with the HF libraries in offline mode; nothing is downloaded.
 * `--from mmdet`: SRC is an mmdetection checkpoint (`.pth`, read with
-  `torch.load(weights_only=True)`, or `.safetensors`); `--config` optionally names its mmdet
-  config file, for the number of heads, levels and points (default 8, 3, 4).
+  `torch.load(weights_only=True)`, or `.safetensors`). Heads, levels, points, GroupNorm groups
+  and the positional-encoding temperature come from its mmdet config, read as data and never
+  executed: `--config FILE.py` (literals only; its `_base_` files are read the same way), or
+  else the config text mmengine stored in the checkpoint (`meta['cfg']`). `--trust-config`
+  executes `--config` with mmengine instead (a warning says so), for configs the literal
+  reader cannot follow. Without any config, give `--num-heads`, `--num-points` and
+  `--num-groups` (the error lists the candidates the weights allow).
 
 The converted model is checked key by key (a key that does not fit is an error that names it)
 and written with its config, ready for `m2f_teach.convert.load_checkpoint`.
@@ -13,7 +19,10 @@ and written with its config, ready for `m2f_teach.convert.load_checkpoint`.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import os
 import sys
+from pathlib import Path
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
@@ -25,45 +34,112 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                         help="where the weights come from")
     parser.add_argument("src", help="HF folder or cached model id, or an mmdet checkpoint file")
     parser.add_argument("--output", "-o", required=True, help="the .safetensors file to write")
-    parser.add_argument("--config", default=None, help="mmdet only: the mmdet config file (.py)")
+    parser.add_argument("--config", default=None,
+                        help="mmdet only: the mmdet config file (.py), read as literals, never executed")
+    parser.add_argument("--trust-config", action="store_true",
+                        help="mmdet only: execute --config with mmengine's Config.fromfile (runs its Python)")
+    for name, what in (("num-heads", "attention heads nH"), ("num-points", "sampling points P"),
+                       ("num-groups", "GroupNorm groups of the pixel decoder")):
+        parser.add_argument(f"--{name}", type=int, default=None,
+                            help=f"mmdet only, without a config: the {what} (not in the weights)")
     parser.set_defaults(func=run)
     return parser
 
 
-def load_hf_model(src: str):
+@contextlib.contextmanager
+def hf_offline():
+    """HF hub and transformers in offline mode while the block runs (env and loaded modules)."""
+    names = ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_HUB_DISABLE_TELEMETRY")
+    saved = {k: os.environ.get(k) for k in names}
+    os.environ.update({k: "1" for k in names})
+    patched = []
+    for module_name, attr in (("huggingface_hub.constants", "HF_HUB_OFFLINE"),
+                              ("huggingface_hub.constants", "HF_HUB_DISABLE_TELEMETRY")):
+        module = sys.modules.get(module_name)
+        if module is not None and hasattr(module, attr):
+            patched.append((module, attr, getattr(module, attr)))
+            setattr(module, attr, True)
+    try:
+        yield
+    finally:
+        for module, attr, value in patched:
+            setattr(module, attr, value)
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+def resolve_hf_source(src: str, cache_dir=None) -> Path:
+    """A folder holding config.json: `src` itself, or the cached snapshot of the model id `src`."""
+    from .strict import ConversionError
+    path = Path(src)
+    if path.is_dir():
+        if not (path / "config.json").is_file():
+            raise ConversionError(f"{src}: a folder without config.json (expected what save_pretrained writes)")
+        return path
+    if path.exists():
+        raise ConversionError(f"{src}: a file; --from hf expects a save_pretrained folder or a cached model id")
+    try:
+        from huggingface_hub import snapshot_download
+        with hf_offline():
+            folder = Path(snapshot_download(src, local_files_only=True, cache_dir=cache_dir))
+    except ImportError:
+        raise ConversionError("--from hf needs transformers: pip install transformers") from None
+    except Exception as err:  # noqa: BLE001 - not cached, or not a valid id: one line
+        raise ConversionError(f"{src}: not a folder and not in the local HF cache ({type(err).__name__}). "
+                              f"Download it first, e.g. `huggingface-cli download {src}`, or pass the "
+                              f"folder save_pretrained wrote") from None
+    if not (folder / "config.json").is_file():
+        raise ConversionError(f"{src}: its cached snapshot {folder} has no config.json")
+    return folder
+
+
+def load_hf_model(src: str, cache_dir=None):
     """A HF `Mask2FormerForUniversalSegmentation` from a folder or the local cache, offline."""
+    from .strict import ConversionError
     try:
         from transformers import Mask2FormerForUniversalSegmentation
-    except ImportError as err:
-        raise SystemExit("--from hf needs transformers: pip install transformers") from err
+    except ImportError:
+        raise ConversionError("--from hf needs transformers: pip install transformers") from None
+    folder = resolve_hf_source(src, cache_dir)
     try:
-        return Mask2FormerForUniversalSegmentation.from_pretrained(src, local_files_only=True).eval()
+        with hf_offline():
+            return Mask2FormerForUniversalSegmentation.from_pretrained(str(folder), local_files_only=True).eval()
     except OSError as err:
-        raise SystemExit(f"cannot load HF model {src!r} from disk ({err}).\nDownload it first, e.g. "
-                         f"`huggingface-cli download {src}`, or pass the folder save_pretrained wrote.") from err
+        raise ConversionError(f"{src}: cannot load the HF model from {folder} ({str(err).splitlines()[0]})") from None
 
 
 def run(args) -> int:
     """Carry out `convert` for parsed `args`; returns the exit status."""
-    from . import from_hf, from_mmdet, read_state_dict, save_checkpoint
+    from . import from_hf, from_mmdet, read_checkpoint, save_checkpoint
     from .hf import labels_from_hf
     from .strict import ConversionError
     if not args.output.endswith(".safetensors"):
-        print(f"--output must end in .safetensors, got {args.output!r}", file=sys.stderr)
-        return 2
+        raise ValueError(f"--output {args.output}: expected a file name ending in .safetensors")
+    if Path(args.output).is_dir():
+        raise ValueError(f"--output {args.output}: is a directory; expected a .safetensors file name")
+    mmdet_only = [flag for flag, value in (("--config", args.config), ("--trust-config", args.trust_config),
+                                           ("--num-heads", args.num_heads), ("--num-points", args.num_points),
+                                           ("--num-groups", args.num_groups)) if value]
+    if args.source_format == "hf" and mmdet_only:
+        raise ValueError(f"{', '.join(mmdet_only)}: for --from mmdet only")
+    if args.trust_config and not args.config:
+        raise ValueError("--trust-config: there is no --config to trust")
     try:
         if args.source_format == "hf":
-            if args.config:
-                print("--config is for --from mmdet only", file=sys.stderr)
-                return 2
             hf_model = load_hf_model(args.src)
             model = from_hf(hf_model)
             labels = labels_from_hf(hf_model.config)
         else:
-            model = from_mmdet(read_state_dict(args.src), args.config)
+            state_dict, meta_cfg = read_checkpoint(args.src)
+            model = from_mmdet(state_dict, args.config, meta_cfg=meta_cfg, trust_config=args.trust_config,
+                               num_heads=args.num_heads, num_points=args.num_points, num_groups=args.num_groups)
             labels = {}
     except ConversionError as err:
-        print(f"error: {err}", file=sys.stderr)
+        message = str(err) if args.src in str(err) else f"{args.src}: {err}"
+        print(f"error: {message}", file=sys.stderr)
         return 1
     path = save_checkpoint(model, args.output, **labels)
     n = sum(p.numel() for p in model.state_dict().values())

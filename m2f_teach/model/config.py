@@ -8,6 +8,8 @@ well under a second.
 from __future__ import annotations
 
 import dataclasses
+import math
+import operator
 from dataclasses import dataclass, field
 
 # ResNet-50 stages: (blocks, bottleneck width); output channels are 4× the width.
@@ -27,7 +29,7 @@ class M2FConfig:
     # pixel decoder
     feat_channels: int = 256       # C
     num_heads: int = 8             # nH
-    num_levels: int = 3            # L, encoder levels, the lowest resolutions of the backbone
+    num_levels: int = 3            # L, encoder levels, the lowest resolutions of the backbone (at most all)
     num_points: int = 4            # P
     num_encoder_layers: int = 6
     encoder_ffn_channels: int = 1024
@@ -42,8 +44,10 @@ class M2FConfig:
     temperature: float = 10000.0
 
     def __post_init__(self):
-        self.image_size = tuple(int(s) for s in self.image_size)
-        self.backbone_stages = tuple(tuple(int(v) for v in s) for s in self.backbone_stages)
+        self.image_size = _int_tuple("image_size", self.image_size, "(H, W)")
+        self.backbone_stages = tuple(_int_tuple("backbone_stages", s, "(blocks, width)")
+                                     for s in _sequence("backbone_stages", self.backbone_stages,
+                                                        "((blocks, width), ...)"))
         self.validate()
 
     # ---- derived sizes, named as in the glossary -------------------------------------------
@@ -102,12 +106,13 @@ class M2FConfig:
 
     # ---- checks -----------------------------------------------------------------------------
     def validate(self):
+        """Raise `ValueError` naming the first field that the model cannot be built with."""
         def need(ok, msg):
             if not ok:
                 raise ValueError(msg)
 
-        H, W = self.image_size if len(self.image_size) == 2 else (None, None)
         need(len(self.image_size) == 2, f"image_size must be (H, W), got {self.image_size!r}")
+        H, W = self.image_size
         need(H > 0 and W > 0 and H % 32 == 0 and W % 32 == 0,
              f"image_size must be positive multiples of 32 (the backbone's stride), got {H}×{W}; "
              f"try {max(32, round(H / 32) * 32)}×{max(32, round(W / 32) * 32)}")
@@ -116,19 +121,24 @@ class M2FConfig:
                      "num_decoder_layers", "encoder_ffn_channels", "decoder_ffn_channels",
                      "out_channels", "num_groups", "stem_channels"):
             value = getattr(self, name)
-            need(isinstance(value, int) and value > 0, f"{name} must be a positive integer, got {value!r}")
+            need(isinstance(value, int) and not isinstance(value, bool) and value > 0,
+                 f"{name} must be a positive integer, got {value!r}")
+        need(isinstance(self.frozen_backbone_norm, bool),
+             f"frozen_backbone_norm must be True or False, got {self.frozen_backbone_norm!r}")
+        T = self.temperature
+        need(isinstance(T, (int, float)) and not isinstance(T, bool) and math.isfinite(T) and T > 0,
+             f"temperature must be a finite number > 0 (the sine encoding divides by T^(2i/F)), got {T!r}")
         need(len(self.backbone_stages) >= 2, f"backbone_stages needs at least 2 stages, got {len(self.backbone_stages)}")
-        need(self.num_levels < len(self.backbone_stages),
+        need(self.num_levels <= len(self.backbone_stages),
              f"num_levels={self.num_levels} is beyond the backbone: it gives {len(self.backbone_stages)} "
-             f"feature maps and the highest-resolution one feeds the FPN, so num_levels must be at most "
-             f"{len(self.backbone_stages) - 1}")
+             f"feature maps, so num_levels must be at most {len(self.backbone_stages)}")
         need(self.feat_channels % self.num_heads == 0,
              f"num_heads={self.num_heads} must divide feat_channels={self.feat_channels} (D = C / nH)")
         need(self.feat_channels % self.num_groups == 0,
              f"num_groups={self.num_groups} must divide feat_channels={self.feat_channels} (GroupNorm)")
-        need(self.feat_channels % 2 == 0,
-             f"feat_channels={self.feat_channels} must be even (sine encoding: half the channels "
-             f"for y, half for x)")
+        need(self.feat_channels % 4 == 0,
+             f"feat_channels={self.feat_channels} must be a multiple of 4 (sine encoding: C/2 features "
+             f"for y and C/2 for x, each C/2 an even number of sin/cos pairs; C/2 = {self.feat_channels / 2:g})")
         for blocks, width in self.backbone_stages:
             need(blocks > 0 and width > 0, f"backbone stage (blocks, width) must be positive, got {(blocks, width)}")
 
@@ -170,3 +180,23 @@ class M2FConfig:
 
 
 PRESETS = ("seed", "small", "shapes")
+
+
+def _sequence(name, value, expected):
+    if isinstance(value, (str, bytes)) or not hasattr(value, "__iter__"):
+        raise ValueError(f"{name} must be {expected}, got {value!r}")
+    return tuple(value)
+
+
+def _int_tuple(name, value, expected) -> tuple[int, ...]:
+    """`value` as a tuple of ints; a float (128.7, even 128.0), bool or string is an error."""
+    items = _sequence(name, value, expected)
+    out = []
+    for v in items:
+        if isinstance(v, bool):
+            raise ValueError(f"{name} must be {expected} of integers, got {value!r} (holds {v!r})")
+        try:
+            out.append(operator.index(v))
+        except TypeError:
+            raise ValueError(f"{name} must be {expected} of integers, got {value!r} (holds {v!r})") from None
+    return tuple(out)

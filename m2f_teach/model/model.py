@@ -6,6 +6,8 @@
 """
 from __future__ import annotations
 
+import warnings
+
 import torch
 from torch import nn
 
@@ -13,6 +15,15 @@ from .backbone import ResNet
 from .config import M2FConfig
 from .head import Mask2FormerHead
 from .tap import Tap
+
+
+def _tracing() -> bool:
+    """True under torch.jit.trace, torch.compile and torch.export: no data-dependent check there."""
+    is_exporting = getattr(torch.compiler, "is_exporting", lambda: False)
+    return torch.jit.is_tracing() or torch.compiler.is_compiling() or is_exporting()
+
+
+_META_HINT = {"meta": " (meta: shapes only, no values; trace_shapes(config) traces a meta model)"}
 
 
 class Mask2Former(nn.Module):
@@ -29,6 +40,17 @@ class Mask2Former(nn.Module):
         if not isinstance(images, torch.Tensor):
             raise TypeError(f"images must be a torch.Tensor of shape (B, {self.config.in_channels}, H, W), "
                             f"got {type(images).__name__}")
+        weight = next(self.parameters(), None)
+        if weight is not None and images.device.type != weight.device.type:
+            raise ValueError(f"images are on {images.device.type} but the model's weights are on "
+                             f"{weight.device.type}" + _META_HINT.get(images.device.type, "")
+                             + _META_HINT.get(weight.device.type, "")
+                             + f"; move one to the other (model.to({str(images.device.type)!r}) or "
+                               f"images.to({str(weight.device.type)!r}))")
+        if images.device.type != "meta" and not _tracing() and not bool(torch.isfinite(images).all()):
+            bad = int((~torch.isfinite(images)).sum())
+            warnings.warn(f"images hold {bad} NaN or infinite values (shape {tuple(images.shape)}): "
+                          f"every output will be non-finite", RuntimeWarning, stacklevel=3)
         if images.dim() != 4:
             raise ValueError(f"images must have 4 dimensions (B, {self.config.in_channels}, H, W), "
                              f"got shape {tuple(images.shape)}")

@@ -200,6 +200,7 @@ class _Recorder:
         self.keep, self.env, self.levels, self.check = keep, env, levels, check
         self.records: list[Record] = []
         self.module_calls: dict[str, int] = {}
+        self.tensor_calls: dict[str, int] = {}
         self.handles = []
         self.kept_patterns: set[str] = set()
         self.taps: list[Tap] = []
@@ -234,6 +235,10 @@ class _Recorder:
 
     def on_tap(self, owner, module, args, kwargs, output):
         name = self.full_name(owner, kwargs["name"], kwargs.get("index"))
+        # a model run twice in one trace (a wrapper, a nested call): `name#1`, `name#2`, ...
+        n = self.tensor_calls.get(name, 0)
+        self.tensor_calls[name] = n + 1
+        name = name if n == 0 else f"{name}#{n}"
         shape = tuple(output.shape)
         symbolic, level = kwargs["symbolic"], kwargs.get("level")
         env = dict(self.env)

@@ -14,6 +14,15 @@ and schedule; give a new `--seed` for fresh data), `--max-seconds` stops on a ti
 `--stop-after N` stops after N steps while the schedule still follows `--steps`, which repeats a
 time-limited run on any machine. `make weights` chains the four runs of the shipped checkpoint.
 
+Never loses a run: `--out` is checked before the first step; `--save-every N` writes the
+checkpoint, json and plot every N steps, and so does Ctrl-C or SIGTERM (after the step in
+progress; a second Ctrl-C stops at once). Each save also writes `OUT.state.pt` (weights,
+optimizer, schedule, step, history and random-number states; read back with
+`torch.load(weights_only=True)`, so nothing in it is executed): `--resume OUT.state.pt` with
+the same training flags continues where it stopped, and a resumed CPU run gives bitwise the
+same weights as one that was never interrupted. Files are written to a temporary name and
+renamed, so a checkpoint is never half-written.
+
 Seeded: the same command on the same device and torch version gives the same weights on CPU.
 """
 from __future__ import annotations
@@ -23,7 +32,9 @@ import json
 import math
 import os
 import platform
+import signal
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -74,6 +85,13 @@ def add_arguments(parser):
                              "of a random init: to train on where a run stopped")
     parser.add_argument("--out", default="artifacts/shapes_small.safetensors",
                         help="checkpoint path; the json and the loss plot go beside it")
+    parser.add_argument("--save-every", type=int, default=0,
+                        help="also write the checkpoint, json, plot and OUT.state.pt every this many "
+                             "steps (0 = only at the end, on an early stop and on Ctrl-C/SIGTERM)")
+    parser.add_argument("--resume", default=None, metavar="STATE",
+                        help="continue the run whose OUT.state.pt this is (same --steps, --batch-size, "
+                             "--lr, --weight-decay, --clip, --warmup, --seed): optimizer, schedule, step, "
+                             "data position and random states as they were")
     parser.add_argument("--no-progress", action="store_true", help="no tqdm bar")
     return parser
 
@@ -104,7 +122,19 @@ def lr_factor(step, steps, warmup):
 def pick_device(name):
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise ValueError(f"--device {name}: expected cpu, cuda, cuda:N or auto") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"--device {name}: this torch sees no CUDA device (use cpu or auto)")
+    if device.type not in ("cpu", "cuda"):
+        raise ValueError(f"--device {name}: expected cpu, cuda, cuda:N or auto")
+    return device
+
+
+# flags that decide the updates: a resumed run must repeat them
+RESUME_FLAGS = ("steps", "batch_size", "lr", "weight_decay", "clip", "warmup", "seed")
 
 
 def check_arguments(args):
@@ -112,91 +142,274 @@ def check_arguments(args):
     for name in ("steps", "batch_size", "val_every", "val_images", "test_images", "log_every"):
         if getattr(args, name) < 1:
             raise ValueError(f"--{name.replace('_', '-')} {getattr(args, name)}: expected a positive integer")
+    for name in ("warmup", "threads", "workers", "save_every"):
+        if getattr(args, name) < 0:
+            raise ValueError(f"--{name.replace('_', '-')} {getattr(args, name)}: expected an integer ≥ 0")
+    for name, meaning in (("lr", "the learning rate"), ("weight_decay", "AdamW's weight decay"),
+                          ("clip", "the largest gradient norm, 0 = off"),
+                          ("max_seconds", "a time limit, 0 = none")):
+        value = getattr(args, name)
+        if not (math.isfinite(value) and value >= 0):
+            raise ValueError(f"--{name.replace('_', '-')} {value}: expected a finite number ≥ 0 ({meaning})")
     if not 0 <= args.stop_after <= args.steps:
         raise ValueError(f"--stop-after {args.stop_after}: expected 0 (never) to --steps {args.steps}")
     if args.init and not Path(args.init).is_file():
         raise FileNotFoundError(f"--init {args.init}: no such file (a .safetensors written by train)")
+    if args.resume and args.init:
+        raise ValueError(f"--resume {args.resume} and --init {args.init}: give one (the state holds the weights)")
+    if args.resume and not Path(args.resume).is_file():
+        raise FileNotFoundError(f"--resume {args.resume}: no such file (the .state.pt that train writes "
+                                f"beside its checkpoint)")
+    check_output(Path(args.out))
+
+
+def check_output(out: Path):
+    """Fail now, not after the run, if `out` (and the json, plot and state beside it) cannot be written."""
+    if out.is_dir():
+        raise ValueError(f"--out {out}: is a directory; expected a .safetensors file name")
+    if out.suffix != ".safetensors":
+        raise ValueError(f"--out {out}: expected a file name ending in .safetensors")
+    existing = out.parent
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent                   # the folders in between are made at the first save
+    if not existing.is_dir():
+        raise ValueError(f"--out {out}: cannot write there: {existing} is a file, not a folder")
+    try:
+        with tempfile.NamedTemporaryFile(dir=existing, prefix=f".{out.stem}.", suffix=".check"):
+            pass
+    except OSError as err:
+        raise ValueError(f"--out {out}: cannot write in {existing} ({err.strerror or err})") from None
+
+
+def load_init_weights(model, path):
+    """`--init`: weights a previous run wrote, every key checked; the file is named on any error."""
+    from ..convert.checkpoint import read_safetensors
+    from ..convert.strict import load_strict
+    load_strict(model, read_safetensors(path, what="--init"), f"--init {path}")
+
+
+def state_path(out: Path) -> Path:
+    return out.with_suffix(".state.pt")
+
+
+def save_state(path: Path, model, optimizer, scheduler, steps_done, history, args, rng_state):
+    """The whole training state after `steps_done` steps, written atomically (tensors and plain
+    values only, so `torch.load(weights_only=True)` reads it back)."""
+    state = dict(format="m2f-teach-train-state/1", steps_done=steps_done,
+                 model={k: v.detach().cpu().clone() for k, v in model.state_dict().items()},
+                 optimizer=optimizer.state_dict(), scheduler=scheduler.state_dict(),
+                 history=history, flags={k: getattr(args, k) for k in RESUME_FLAGS}, rng=rng_state)
+    atomic_write(path, lambda tmp: torch.save(state, tmp))
+
+
+def rng_states(device) -> dict:
+    states = dict(cpu=torch.get_rng_state())
+    if device.type == "cuda":
+        states["cuda"] = torch.cuda.get_rng_state(device)
+    return states
+
+
+def load_state(path, args) -> dict:
+    """A state `save_state` wrote, checked against this command's flags."""
+    try:
+        state = torch.load(str(path), map_location="cpu", weights_only=True)
+    except Exception as err:  # noqa: BLE001 - any unreadable file gets the same clear line
+        raise ValueError(f"--resume {path}: not a training state train wrote ({type(err).__name__}: "
+                         f"{str(err).splitlines()[0] if str(err) else 'unreadable'})") from None
+    if not isinstance(state, dict) or state.get("format") != "m2f-teach-train-state/1":
+        raise ValueError(f"--resume {path}: not a training state train wrote (no 'm2f-teach-train-state/1' format)")
+    differ = [f"--{k.replace('_', '-')} {state['flags'][k]} (this command: {getattr(args, k)})"
+              for k in RESUME_FLAGS if state["flags"].get(k) != getattr(args, k)]
+    if differ:
+        raise ValueError(f"--resume {path}: the run used " + ", ".join(differ) + "; repeat its flags")
+    if args.stop_after and args.stop_after <= state["steps_done"]:
+        raise ValueError(f"--stop-after {args.stop_after}: the state is already at step {state['steps_done']}")
+    if state["steps_done"] >= args.steps:
+        raise ValueError(f"--resume {path}: the run already did all {args.steps} steps")
+    return state
+
+
+def atomic_write(path: Path, write):
+    """`write(tmp)` to a temporary file beside `path`, then rename it onto `path`."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
+class StopSignals:
+    """While active, SIGINT and SIGTERM set `.received` (the loop saves and stops after the step
+    in progress); a second one stops at once."""
+
+    def __init__(self):
+        self.received, self.previous = None, {}
+
+    def __enter__(self):
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            try:
+                self.previous[sig] = signal.signal(sig, self.handle)
+            except ValueError:          # not the main thread: signals cannot be caught here
+                pass
+        return self
+
+    def handle(self, signum, frame):
+        if self.received is not None:
+            raise KeyboardInterrupt
+        self.received = signum
+        tqdm.write(f"{signal.Signals(signum).name}: saving after this step (again to stop at once)")
+
+    def __exit__(self, *exc):
+        for sig, handler in self.previous.items():
+            signal.signal(sig, handler)
+        return False
+
+
+def worker_init(worker_id):
+    """Data workers leave Ctrl-C to the main process and die with it (Linux: PR_SET_PDEATHSIG)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if sys.platform.startswith("linux"):
+        try:
+            import ctypes
+            ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)   # 1 = PR_SET_PDEATHSIG
+        except (OSError, AttributeError):
+            pass
+
+
+def with_defaults(args):
+    """`args` with every flag this command knows (a namespace built by hand may lack newer ones)."""
+    for key, value in vars(add_arguments(argparse.ArgumentParser()).parse_args([])).items():
+        if not hasattr(args, key):
+            setattr(args, key, value)
+    return args
 
 
 def train(args) -> dict:
-    """Train, write the checkpoint, json and plot; return the json's contents."""
-    check_arguments(args)
+    """Train, write the checkpoint, json and plot; return the json's contents (after Ctrl-C or
+    SIGTERM: `{"interrupted": signal name, "steps_done": n}`, the files saved)."""
+    args = with_defaults(args)
     device = pick_device(args.device)
+    check_arguments(args)
+    state = load_state(args.resume, args) if args.resume else None
     if args.threads:
         torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
     config = M2FConfig.shapes()
     model = Mask2Former(config)
     if args.init:
-        from safetensors.torch import load_file
-        model.load_state_dict(load_file(args.init))       # every key must fit
+        load_init_weights(model, args.init)
     model = model.to(device).train()
     criterion = Mask2FormerCriterion(config.num_classes, num_points_for(config.image_size)).to(device)
     optimizer = torch.optim.AdamW(param_groups(model, args.weight_decay), lr=args.lr, eps=1e-8)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_factor(s, args.steps, args.warmup))
+    history = dict(step=[], seconds=[], loss=[], loss_cls=[], loss_mask=[], loss_dice=[], val=[])
+    first_step, seconds_before = 0, 0.0
+    if state is not None:
+        first_step, seconds_before = resume_from(state, model, optimizer, scheduler, history, device)
     train_data = ShapesDataset(args.steps * args.batch_size, seed=args.seed, image_size=config.image_size)
+    if first_step:  # the data position: batch `step` is still samples step·B .. step·B + B − 1
+        train_data = torch.utils.data.Subset(train_data, range(first_step * args.batch_size, len(train_data)))
     # batch `step` holds samples step·B .. step·B + B − 1, whichever process draws them; the
     # loader's own generator keeps it from drawing on the global seed the matcher uses
     batches = torch.utils.data.DataLoader(
         train_data, batch_size=args.batch_size, shuffle=False, num_workers=args.workers,
         collate_fn=collate, prefetch_factor=4 if args.workers else None,
+        worker_init_fn=worker_init if args.workers else None,
         generator=torch.Generator().manual_seed(args.seed))
     val_data = ShapesDataset(args.val_images, seed=VAL_SEED, image_size=config.image_size)
 
-    history = dict(step=[], seconds=[], loss=[], loss_cls=[], loss_mask=[], loss_dice=[], val=[])
-    start = time.time()
-    bar = tqdm(batches, desc="train", total=args.steps, disable=args.no_progress, dynamic_ncols=True)
-    steps_done = 0
-    for step, (images, targets) in enumerate(bar):
-        images = images.to(device)                                                  # (B, 3, H, W)
-        targets = [{k: v.to(device) for k, v in t.items()} for t in targets]
-        cls_pred_list, mask_pred_list = model(images)                               # 10 × (B, Q, K), (B, Q, Hm, Wm)
-        losses = criterion(cls_pred_list, mask_pred_list, targets)
-        loss = total_loss(losses)
-        if not math.isfinite(loss.item()):
-            raise FloatingPointError(f"loss is {loss.item()} at step {step}")
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        if args.clip:
-            torch.nn.utils.clip_grad_norm_(model.parameters(), args.clip)
-        optimizer.step()
-        scheduler.step()
-        if step % args.log_every == 0 or step == args.steps - 1:
-            history["step"].append(step)
-            history["seconds"].append(round(time.time() - start, 2))
-            history["loss"].append(round(loss.item(), 4))
-            for key in ("loss_cls", "loss_mask", "loss_dice"):
-                history[key].append(round(losses[key].item(), 4))
-            bar.set_postfix(loss=f"{loss.item():.2f}")
-        steps_done = step + 1
-        if steps_done in (5, 25, 100):  # the step time, early, so a log shows it (first steps include warm-up)
-            tqdm.write(f"step {steps_done}: {(time.time() - start) / steps_done:.3f} s/step so far")
-        out_of_time = bool(args.max_seconds) and time.time() - start > args.max_seconds
-        stop_early = out_of_time or steps_done == args.stop_after
-        if steps_done % args.val_every == 0 or steps_done == args.steps or stop_early:
-            metrics = evaluate(model, val_data, device=device)
-            history["val"].append(dict(step=steps_done, **rounded(metrics)))
-            tqdm.write(f"step {steps_done}: loss {loss.item():.2f}, val {format_metrics(metrics)}")
-        if stop_early:
-            reason = f"--max-seconds {args.max_seconds}" if out_of_time else f"--stop-after {args.stop_after}"
-            tqdm.write(f"stopped after {steps_done} of {args.steps} steps: {reason}")
-            break
-    train_seconds = time.time() - start
+    out = Path(args.out)
+    start = time.time() - seconds_before
+    bar = tqdm(batches, desc="train", total=args.steps, initial=first_step, disable=args.no_progress,
+               dynamic_ncols=True)
+    steps_done = first_step
+    stop_reason = None
+    with StopSignals() as signals:
+        for step, (images, targets) in enumerate(bar, start=first_step):
+            images = images.to(device)                                                  # (B, 3, H, W)
+            targets = [{k: v.to(device) for k, v in t.items()} for t in targets]
+            cls_pred_list, mask_pred_list = model(images)                               # 10 × (B, Q, K), (B, Q, Hm, Wm)
+            losses = criterion(cls_pred_list, mask_pred_list, targets)
+            loss = total_loss(losses)
+            if not math.isfinite(loss.item()):
+                raise FloatingPointError(f"loss is {loss.item()} at step {step}")
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            if args.clip:
+                torch.nn.utils.clip_grad_norm_(model.parameters(), args.clip)
+            optimizer.step()
+            scheduler.step()
+            if step % args.log_every == 0 or step == args.steps - 1:
+                history["step"].append(step)
+                history["seconds"].append(round(time.time() - start, 2))
+                history["loss"].append(round(loss.item(), 4))
+                for key in ("loss_cls", "loss_mask", "loss_dice"):
+                    history[key].append(round(losses[key].item(), 4))
+                bar.set_postfix(loss=f"{loss.item():.2f}")
+            steps_done = step + 1
+            rng_state = rng_states(device)   # before any evaluation, as the next step will find it
+            if steps_done - first_step in (5, 25, 100):  # the step time, early, so a log shows it
+                tqdm.write(f"step {steps_done}: {(time.time() - start - seconds_before) / (steps_done - first_step):.3f} "
+                           f"s/step so far")
+            out_of_time = bool(args.max_seconds) and time.time() - start - seconds_before > args.max_seconds
+            stop_reason = (f"--max-seconds {args.max_seconds}" if out_of_time
+                           else f"--stop-after {args.stop_after}" if steps_done == args.stop_after
+                           else signal.Signals(signals.received).name if signals.received else None)
+            if steps_done % args.val_every == 0 or steps_done == args.steps or (stop_reason and not signals.received):
+                metrics = evaluate(model, val_data, device=device)
+                history["val"].append(dict(step=steps_done, **rounded(metrics)))
+                tqdm.write(f"step {steps_done}: loss {loss.item():.2f}, val {format_metrics(metrics)}")
+            periodic = args.save_every and steps_done % args.save_every == 0 and steps_done < args.steps
+            if stop_reason or periodic:
+                save_state(state_path(out), model, optimizer, scheduler, steps_done, history, args, rng_state)
+            if periodic or signals.received:
+                save(model, run_info(args, config, device, time.time() - start, steps_done, None, history), out)
+            if stop_reason:
+                tqdm.write(f"stopped after {steps_done} of {args.steps} steps: {stop_reason}; continue with "
+                           f"--resume {state_path(out)}")
+                break
+        train_seconds = time.time() - start
+        if signals.received:
+            return dict(interrupted=signal.Signals(signals.received).name, steps_done=steps_done)
 
-    test_data = ShapesDataset(args.test_images, seed=TEST_SEED, image_size=config.image_size)
-    test_metrics = evaluate(model, test_data, device=device)
-    print(f"held-out test ({args.test_images} images, seed {TEST_SEED}): {format_metrics(test_metrics)}")
-    info = dict(config={k: v for k, v in vars(config).items()},
+        test_data = ShapesDataset(args.test_images, seed=TEST_SEED, image_size=config.image_size)
+        test_metrics = evaluate(model, test_data, device=device)
+        print(f"held-out test ({args.test_images} images, seed {TEST_SEED}): {format_metrics(test_metrics)}")
+        info = run_info(args, config, device, train_seconds, steps_done,
+                        dict(images=args.test_images, seed=TEST_SEED, **rounded(test_metrics)), history)
+        save(model, info, out)
+    return info
+
+
+def resume_from(state, model, optimizer, scheduler, history, device) -> tuple[int, float]:
+    """Put a `load_state` state back: weights, optimizer, schedule, history, random states."""
+    from ..convert.strict import load_strict
+    load_strict(model, state["model"], "--resume state")
+    optimizer.load_state_dict(state["optimizer"])
+    scheduler.load_state_dict(state["scheduler"])
+    history.update(state["history"])
+    torch.set_rng_state(state["rng"]["cpu"])
+    if device.type == "cuda" and "cuda" in state["rng"]:
+        torch.cuda.set_rng_state(state["rng"]["cuda"], device)
+    seconds = history["seconds"][-1] if history["seconds"] else 0.0
+    tqdm.write(f"resuming at step {state['steps_done']} of {state['flags']['steps']}")
+    return state["steps_done"], seconds
+
+
+def run_info(args, config, device, train_seconds, steps_done, test, history) -> dict:
+    """The json's contents: config, command, machine, time, held-out scores, history."""
+    return dict(config={k: v for k, v in vars(config).items()},
                 command="python -m m2f_teach train " + " ".join(sys.argv[2:] if sys.argv[1:2] == ["train"]
                                                                   else sys.argv[1:]),
                 args=vars(args) | {"func": None},
                 device=str(device) if device.type == "cpu" else torch.cuda.get_device_name(device),
                 torch=torch.__version__, python=platform.python_version(),
-                train_seconds=round(train_seconds, 1), steps_done=steps_done,
-                test=dict(images=args.test_images, seed=TEST_SEED, **rounded(test_metrics)),
+                train_seconds=round(train_seconds, 1), steps_done=steps_done, test=test,
                 history=history)
-    save(model, info, Path(args.out))
-    return info
 
 
 def rounded(metrics: dict) -> dict:
@@ -205,30 +418,37 @@ def rounded(metrics: dict) -> dict:
 
 
 def save(model, info, out: Path):
-    """`out` (.safetensors), `out` with .json and with .png (the loss plot)."""
+    """`out` (.safetensors), `out` with .json and with .png (the loss plot), each written to a
+    temporary file first and renamed, so an interrupted save leaves the previous files whole."""
     from safetensors.torch import save_file
 
-    out.parent.mkdir(parents=True, exist_ok=True)
     state_dict = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    save_file(state_dict, str(out), metadata={"config": json.dumps(info["config"]),
-                                              "command": info["command"]})
-    out.with_suffix(".json").write_text(json.dumps(info, indent=1, default=str) + "\n")
+    atomic_write(out, lambda tmp: save_file(state_dict, tmp, metadata={"config": json.dumps(info["config"]),
+                                                                       "command": info["command"]}))
+    from ..pretrained import sha256_of
+    text = json.dumps(info | {"sha256": sha256_of(out)}, indent=1, default=str) + "\n"  # checked at load
+    atomic_write(out.with_suffix(".json"), lambda tmp: Path(tmp).write_text(text))
     from ..viz.training import plot_history
     figure = plot_history(info["history"])
-    figure.savefig(out.with_suffix(".png"), dpi=100)
+    atomic_write(out.with_suffix(".png"), lambda tmp: figure.savefig(tmp, dpi=100, format="png"))
+    import matplotlib.pyplot as plt
+    plt.close(figure)
     print(f"wrote {out} ({out.stat().st_size / 2**20:.1f} MiB), {out.with_suffix('.json')}, {out.with_suffix('.png')}")
 
 
 def run(args):
-    """Entry point of the `train` subcommand."""
-    train(args)
+    """Entry point of the `train` subcommand: exit status 128 + the signal after Ctrl-C/SIGTERM."""
+    info = train(args)
+    if "interrupted" in info:
+        return 128 + signal.Signals[info["interrupted"]].value
+    return 0
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m m2f_teach.training.train", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     add_arguments(parser)
-    run(parser.parse_args(argv))
+    sys.exit(run(parser.parse_args(argv)))
 
 
 if __name__ == "__main__":
