@@ -95,6 +95,17 @@ def param_groups(model, weight_decay):
     return [dict(params=decay, weight_decay=weight_decay), dict(params=no_decay, weight_decay=0.0)]
 
 
+def make_optimizer(model, lr, weight_decay, device) -> torch.optim.AdamW:
+    """AdamW over `param_groups`, as one fused kernel per step where torch has one for `device`.
+
+    The fused form computes AdamW's update for all parameters at once instead of a handful of
+    operations per parameter (on a GPU, a few launches instead of ~1,000); same formula.
+    """
+    device = torch.device(device)
+    fused = device.type in ("cuda", "cpu")
+    return torch.optim.AdamW(param_groups(model, weight_decay), lr=lr, eps=1e-8, fused=fused)
+
+
 def lr_factor(step, steps, warmup):
     """Linear warm-up, then mmdet's MultiStepLR: ×0.1 at 90 % and ×0.01 at 95 % of the steps."""
     factor = min(1.0, (step + 1) / warmup) if warmup else 1.0
@@ -132,7 +143,7 @@ def train(args) -> dict:
         model.load_state_dict(load_file(args.init))       # every key must fit
     model = model.to(device).train()
     criterion = Mask2FormerCriterion(config.num_classes, num_points_for(config.image_size)).to(device)
-    optimizer = torch.optim.AdamW(param_groups(model, args.weight_decay), lr=args.lr, eps=1e-8)
+    optimizer = make_optimizer(model, args.lr, args.weight_decay, device)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_factor(s, args.steps, args.warmup))
     train_data = ShapesDataset(args.steps * args.batch_size, seed=args.seed, image_size=config.image_size)
     # batch `step` holds samples step·B .. step·B + B − 1, whichever process draws them; the
