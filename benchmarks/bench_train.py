@@ -63,12 +63,14 @@ def build_models(device):
 
 
 def our_step(model, criterion, optimizer, clip):
+    params = [p for group in optimizer.param_groups for p in group["params"]]
+
     def step(images, targets):
         cls_pred_list, mask_pred_list = model(images)
         loss = total_loss(criterion(cls_pred_list, mask_pred_list, targets))
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), clip)
+        torch.nn.utils.clip_grad_norm_(params, clip)
         optimizer.step()
         return loss.item()
     return step
@@ -159,6 +161,7 @@ def main(argv=None):
     parser.add_argument("--workers", type=int, default=min(4, os.cpu_count() or 1),
                         help="DataLoader processes for the data-time line (0 = skip it)")
     parser.add_argument("--no-hf", action="store_true", help="time our step only")
+    parser.add_argument("--compile", action="store_true", help="run our model through torch.compile")
     parser.add_argument("--profile", type=int, nargs="?", const=15, default=0, metavar="ROWS",
                         help="print the top rows of a profile of our step")
     parser.add_argument("--seed-forward", action="store_true",
@@ -181,7 +184,8 @@ def main(argv=None):
           f"batch {tuple(images.shape)}, points {num_points}")
 
     criterion = Mask2FormerCriterion(config.num_classes, num_points).to(device)
-    steps = {"ours": our_step(ours, criterion, make_optimizer(ours, args.lr, 0.05, device), 1.0)}
+    optimizer = make_optimizer(ours, args.lr, 0.05, device)
+    steps = {"ours": our_step(torch.compile(ours) if args.compile else ours, criterion, optimizer, 1.0)}
     if not args.no_hf:
         hf_optimizer = torch.optim.AdamW(hf.parameters(), lr=args.lr, weight_decay=0.05)
         steps["hf"] = hf_step(hf, hf_optimizer, 1.0)

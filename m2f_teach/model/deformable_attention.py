@@ -20,6 +20,7 @@ weight's gradient from the same rows.
 from __future__ import annotations
 
 import math
+import warnings
 
 import torch
 import torch.nn.functional as F
@@ -131,9 +132,29 @@ class WeightedGather(torch.autograd.Function):
             shares = weights.unsqueeze(-1) * grad_output.unsqueeze(1)          # (N, K, D)
             grad_table = torch.zeros_like(table).index_add_(0, flat_rows, shares.view(N * K, D))  # (R, D)
         if ctx.needs_input_grad[2]:
-            gathered = table.index_select(0, flat_rows).view(N, K, D)          # (N, K, D)
-            grad_weights = torch.bmm(gathered, grad_output.unsqueeze(-1)).view(N, K)  # (N, K)
+            grad_weights = read_dot_products(table, flat_rows.view(N, K), grad_output)  # (N, K)
         return grad_table, None, grad_weights
+
+
+def read_dot_products(table: torch.Tensor, rows: torch.Tensor, vectors: torch.Tensor) -> torch.Tensor:
+    """`(N, K)`: `table[rows[n, k]] · vectors[n]` for `table (R, D)`, `rows (N, K)` int64, `vectors (N, D)`.
+
+    On CPU a sampled matrix product (`vectors @ tableᵀ` computed only at the K entries
+    `rows[n]` of each row n, as a sparse CSR pattern) reads each row in place; elsewhere the
+    rows are gathered as `(N, K, D)` and multiplied in one `bmm`.
+    """
+    N, K = rows.shape
+    D = table.shape[1]
+    if table.device.type == "cpu":
+        with warnings.catch_warnings():   # torch calls sparse CSR "beta": nothing for a student to act on
+            warnings.simplefilter("ignore", UserWarning)
+            pattern = torch.sparse_csr_tensor(
+                torch.arange(0, N * K + 1, K, device=table.device), rows.reshape(N * K),
+                table.new_zeros(N * K), size=(N, table.shape[0]), check_invariants=False)  # (N, R), K per row
+        products = torch.sparse.sampled_addmm(pattern, vectors, table.t(), beta=0.0)  # (N, R), K per row
+        return products.values().view(N, K)                                   # (N, K)
+    gathered = table.index_select(0, rows.reshape(N * K)).view(N, K, D)        # (N, K, D)
+    return torch.bmm(gathered, vectors.unsqueeze(-1)).view(N, K)               # (N, K)
 
 
 def multi_scale_deformable_attn_grid_sample(value: torch.Tensor, spatial_shapes: list[tuple[int, int]],
