@@ -161,7 +161,8 @@ def main(argv=None):
     parser.add_argument("--workers", type=int, default=min(4, os.cpu_count() or 1),
                         help="DataLoader processes for the data-time line (0 = skip it)")
     parser.add_argument("--no-hf", action="store_true", help="time our step only")
-    parser.add_argument("--compile", action="store_true", help="run our model through torch.compile")
+    parser.add_argument("--compile", nargs="?", const="default", default=None, metavar="MODE",
+                        help="run our model through torch.compile (MODE: default, reduce-overhead, ...)")
     parser.add_argument("--profile", type=int, nargs="?", const=15, default=0, metavar="ROWS",
                         help="print the top rows of a profile of our step")
     parser.add_argument("--seed-forward", action="store_true",
@@ -181,11 +182,12 @@ def main(argv=None):
     targets = [{k: v.to(device) for k, v in t.items()} for t in targets]
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
     print(f"device {name}, torch {torch.__version__}, threads {torch.get_num_threads()}, "
-          f"batch {tuple(images.shape)}, points {num_points}")
+          f"batch {tuple(images.shape)}, points {num_points}, compile {args.compile}")
 
     criterion = Mask2FormerCriterion(config.num_classes, num_points).to(device)
     optimizer = make_optimizer(ours, args.lr, 0.05, device)
-    steps = {"ours": our_step(torch.compile(ours) if args.compile else ours, criterion, optimizer, 1.0)}
+    model = torch.compile(ours, mode=args.compile) if args.compile else ours
+    steps = {"ours": our_step(model, criterion, optimizer, 1.0)}
     if not args.no_hf:
         hf_optimizer = torch.optim.AdamW(hf.parameters(), lr=args.lr, weight_decay=0.05)
         steps["hf"] = hf_step(hf, hf_optimizer, 1.0)

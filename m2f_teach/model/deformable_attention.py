@@ -141,11 +141,11 @@ def read_dot_products(table: torch.Tensor, rows: torch.Tensor, vectors: torch.Te
 
     On CPU a sampled matrix product (`vectors @ tableᵀ` computed only at the K entries
     `rows[n]` of each row n, as a sparse CSR pattern) reads each row in place; elsewhere the
-    rows are gathered as `(N, K, D)` and multiplied in one `bmm`.
+    rows are gathered as `(N, K, D)` and multiplied in one `bmm` (also under `torch.compile`).
     """
     N, K = rows.shape
     D = table.shape[1]
-    if table.device.type == "cpu":
+    if table.device.type == "cpu" and not torch.compiler.is_compiling():
         with warnings.catch_warnings():   # torch calls sparse CSR "beta": nothing for a student to act on
             warnings.simplefilter("ignore", UserWarning)
             pattern = torch.sparse_csr_tensor(
