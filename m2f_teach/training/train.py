@@ -75,6 +75,11 @@ def add_arguments(parser):
     parser.add_argument("--out", default="artifacts/shapes_small.safetensors",
                         help="checkpoint path; the json and the loss plot go beside it")
     parser.add_argument("--no-progress", action="store_true", help="no tqdm bar")
+    parser.add_argument("--compile", nargs="?", const="default", default=None, metavar="MODE",
+                        choices=COMPILE_MODES,
+                        help="run the training forward and backward through torch.compile; MODE "
+                             "'reduce-overhead' also replays them as CUDA graphs (on a GPU the step "
+                             "is bound by kernel launches). The first steps compile (a minute or more)")
     return parser
 
 
@@ -93,6 +98,16 @@ def param_groups(model, weight_decay):
         else:
             decay.append(p)
     return [dict(params=decay, weight_decay=weight_decay), dict(params=no_decay, weight_decay=0.0)]
+
+
+COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
+
+
+def training_forward(model, mode=None):
+    """The callable each step runs on the images: the model itself, or with `mode` (one of
+    `COMPILE_MODES`) the model through `torch.compile`, which computes the same function with
+    fused kernels. Validation and the checkpoint use `model` itself."""
+    return torch.compile(model, mode=mode) if mode else model
 
 
 def make_optimizer(model, lr, weight_decay, device) -> torch.optim.AdamW:
@@ -144,6 +159,7 @@ def train(args) -> dict:
     model = model.to(device).train()
     criterion = Mask2FormerCriterion(config.num_classes, num_points_for(config.image_size)).to(device)
     optimizer = make_optimizer(model, args.lr, args.weight_decay, device)
+    forward = training_forward(model, getattr(args, "compile", None))
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_factor(s, args.steps, args.warmup))
     train_data = ShapesDataset(args.steps * args.batch_size, seed=args.seed, image_size=config.image_size)
     # batch `step` holds samples step·B .. step·B + B − 1, whichever process draws them; the
@@ -161,7 +177,7 @@ def train(args) -> dict:
     for step, (images, targets) in enumerate(bar):
         images = images.to(device)                                                  # (B, 3, H, W)
         targets = [{k: v.to(device) for k, v in t.items()} for t in targets]
-        cls_pred_list, mask_pred_list = model(images)                               # 10 × (B, Q, K), (B, Q, Hm, Wm)
+        cls_pred_list, mask_pred_list = forward(images)                             # 10 × (B, Q, K), (B, Q, Hm, Wm)
         losses = criterion(cls_pred_list, mask_pred_list, targets)
         loss = total_loss(losses)
         if not math.isfinite(loss.item()):
