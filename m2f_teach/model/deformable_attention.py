@@ -13,10 +13,14 @@ Two forms of the core compute the same numbers: `multi_scale_deformable_attn_gri
 (the seed's and mmcv's PyTorch path, `grid_sample` per level) and `multi_scale_deformable_attn`
 (the model's: the bilinear weights written out, one weighted gather of 4 neighbours per point,
 about four times as fast on CPU); `multi_scale_deformable_attn_loop` spells it out in Python loops.
+The gather's backward (`WeightedGather`) is written by hand so that training is as direct as the
+forward: it sends each read's gradient back to the row it read (`index_add_`) and takes each
+weight's gradient from the same rows.
 """
 from __future__ import annotations
 
 import math
+import warnings
 
 import torch
 import torch.nn.functional as F
@@ -90,10 +94,67 @@ def multi_scale_deformable_attn(value: torch.Tensor, spatial_shapes: list[tuple[
     rows = rows.clamp_(0, B * S * nH - 1)   # an outside corner weighs zero; any valid row will do
 
     # for each (b, q, h): Σ over L·P·4 = 48 weighted rows
-    output = F.embedding_bag(rows.view(B * S_q * nH, L * P * 4), value.reshape(B * S * nH, D),
-                             per_sample_weights=weights.view(B * S_q * nH, L * P * 4).to(value.dtype),
-                             mode="sum")                                       # (B·S_q·nH, D)
+    output = WeightedGather.apply(value.reshape(B * S * nH, D), rows.view(B * S_q * nH, L * P * 4),
+                                  weights.view(B * S_q * nH, L * P * 4).to(value.dtype))  # (B·S_q·nH, D)
     return output.view(B, S_q, nH * D)                                         # (B, S_q, nH·D)
+
+
+class WeightedGather(torch.autograd.Function):
+    """`output[n] = Σ_k weights[n, k] · table[rows[n, k]]`, with a backward as direct as the forward.
+
+    The forward is `F.embedding_bag(mode="sum")`. Its own backward sorts the indices to sum
+    each table row's gradient; here the backward reads the same rows again instead:
+
+        ∂loss/∂table[r]      = Σ over the (n, k) with rows[n, k] = r of weights[n, k] · grad[n]
+                               (`index_add_`: each read sends its share back, no sort)
+        ∂loss/∂weights[n, k] = table[rows[n, k]] · grad[n]     (a dot product over D)
+
+    The weights' gradient flows on through the bilinear formula to `sampling_locations` and
+    `attention_weights` by ordinary autograd.
+
+    * `table`: `(R, D)` (`value` as `(B·S·nH, D)`); `rows`: `(N, K)` int, every entry in `[0, R)`
+    * `weights`: `(N, K)`; returns `(N, D)`
+    """
+
+    @staticmethod
+    def forward(ctx, table, rows, weights):
+        ctx.save_for_backward(table, rows, weights)
+        return F.embedding_bag(rows, table, per_sample_weights=weights, mode="sum")  # (N, D)
+
+    @staticmethod
+    def backward(ctx, grad_output):
+        table, rows, weights = ctx.saved_tensors
+        N, K = rows.shape
+        D = table.shape[1]
+        flat_rows = rows.reshape(N * K).long()                                 # (N·K,)
+        grad_table = grad_weights = None
+        if ctx.needs_input_grad[0]:
+            shares = weights.unsqueeze(-1) * grad_output.unsqueeze(1)          # (N, K, D)
+            grad_table = torch.zeros_like(table).index_add_(0, flat_rows, shares.view(N * K, D))  # (R, D)
+        if ctx.needs_input_grad[2]:
+            grad_weights = read_dot_products(table, flat_rows.view(N, K), grad_output)  # (N, K)
+        return grad_table, None, grad_weights
+
+
+def read_dot_products(table: torch.Tensor, rows: torch.Tensor, vectors: torch.Tensor) -> torch.Tensor:
+    """`(N, K)`: `table[rows[n, k]] · vectors[n]` for `table (R, D)`, `rows (N, K)` int64, `vectors (N, D)`.
+
+    On CPU a sampled matrix product (`vectors @ tableᵀ` computed only at the K entries
+    `rows[n]` of each row n, as a sparse CSR pattern) reads each row in place; elsewhere the
+    rows are gathered as `(N, K, D)` and multiplied in one `bmm` (also under `torch.compile`).
+    """
+    N, K = rows.shape
+    D = table.shape[1]
+    if table.device.type == "cpu" and not torch.compiler.is_compiling():
+        with warnings.catch_warnings():   # torch calls sparse CSR "beta": nothing for a student to act on
+            warnings.simplefilter("ignore", UserWarning)
+            pattern = torch.sparse_csr_tensor(
+                torch.arange(0, N * K + 1, K, device=table.device), rows.reshape(N * K),
+                table.new_zeros(N * K), size=(N, table.shape[0]), check_invariants=False)  # (N, R), K per row
+        products = torch.sparse.sampled_addmm(pattern, vectors, table.t(), beta=0.0)  # (N, R), K per row
+        return products.values().view(N, K)                                   # (N, K)
+    gathered = table.index_select(0, rows.reshape(N * K)).view(N, K, D)        # (N, K, D)
+    return torch.bmm(gathered, vectors.unsqueeze(-1)).view(N, K)               # (N, K)
 
 
 def multi_scale_deformable_attn_grid_sample(value: torch.Tensor, spatial_shapes: list[tuple[int, int]],
