@@ -31,11 +31,9 @@ import torch
 from tqdm import tqdm
 
 from ..data.shapes import ShapesDataset, collate
-from .evaluate import evaluate, format_metrics
 from ..model import Mask2Former
 from ..model import M2FConfig
 from ..data.shapes import TEST_SEED, TRAIN_SEED, VAL_SEED
-from .criterion import Mask2FormerCriterion, num_points_for, total_loss
 
 
 def add_parser(subparsers):
@@ -120,6 +118,11 @@ def check_arguments(args):
 
 def train(args) -> dict:
     """Train, write the checkpoint, json and plot; return the json's contents."""
+    # the losses and the scores need scipy (Hungarian matching): imported when training starts,
+    # so that `python -m m2f_teach table` does not wait for them
+    from .criterion import Mask2FormerCriterion, num_points_for, total_loss
+    from .evaluate import evaluate, format_metrics
+
     check_arguments(args)
     device = pick_device(args.device)
     if args.threads:
