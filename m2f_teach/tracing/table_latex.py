@@ -18,17 +18,20 @@ from __future__ import annotations
 import math
 import re
 
-# share of the line width per column (normalised over the chosen columns)
-WEIGHTS = {"step": 1.0, "name": 2.0, "symbolic": 0.95, "shape": 1.15, "derivation": 2.0,
-           "note": 1.6, "dtype": 0.55, "count": 0.3}
 MONOSPACE = ("name", "symbolic", "shape", "dtype")
 
-# beamer, 16:9, default 11 pt: the text is 140 mm wide; \scriptsize is 8 pt on 9.5 pt lines
+# beamer 16:9 at its default 11 pt: the text is 140 mm (398 pt) wide, and a table below a frame
+# title and subtitle has about 180 pt (19 lines of \scriptsize). Slides use \scriptsize (8 pt on
+# 9.5 pt lines), or \tiny (6 pt on 7 pt lines) when \scriptsize would need more than
+# MAX_SCRIPTSIZE_FRAMES frames.
 SLIDE_WIDTH_PT = 398.0
-SLIDE_LINE_PT = 9.5
-SLIDE_LINES = 16            # table lines under the header that fit below a frame title + subtitle
-CHAR_PT = {"text": 4.1, "mono": 4.2, "wide": 8.0}      # average advance at 8 pt, CJK = 1 em
+SLIDE_HEIGHT_PT = 180.0
+FONTS = {"scriptsize": (8.0, 9.5), "tiny": (6.0, 7.0)}       # size, line distance (pt)
+MAX_SCRIPTSIZE_FRAMES = 8
+LANDSCAPE_WIDTH_PT = 756.0  # A4 landscape less 1.5 cm margins, at \scriptsize
+EM = {"text": 0.48, "mono": 0.525, "wide": 1.0}           # average advance; CJK is 1 em
 TABCOLSEP_PT = 3.0
+SLACK = {"derivation": 1.1}  # estimated / ideal width: math spacing, fewer breaks in math
 
 GLOSSARY = {"B", "C", "S", "S_q", "nH", "L", "P", "D", "Q", "K", "H", "W", "H_l", "W_l", "Hm",
             "Wm", "C_m", "C_in", "N", "i", "j", "l", "x", "y", "h", "w"}
@@ -106,24 +109,116 @@ def cell_latex(table, row, column: str) -> str:
         return _name_latex(text)
     if column in MONOSPACE:
         return r"\texttt{" + esc(text) + "}"
-    return esc(text)
+    # notes name code (`level_encoding.weight[l]`): let lines break inside those words too
+    return re.sub(r"(?<=\w)\.(?=\w)", r".\\allowbreak{}", esc(text)).replace(r"\_", r"\_\allowbreak{}")
 
 
-def _shares(columns) -> list[float]:
-    total = sum(WEIGHTS[c] for c in columns)
-    return [WEIGHTS[c] / total for c in columns]
-
-
-def _lines(text: str, column: str, width_pt: float) -> int:
-    """Estimated lines of a wrapped cell (on the safe side: 20 % slack for word wrapping)."""
+def _advance(text: str, column: str, size: float = 8.0) -> float:
+    """Width in points of `text` on one line at font `size` (CJK characters are 1 em)."""
     wide = sum(1 for ch in text if ord(ch) > 0x2E80)
-    narrow = len(text) - wide
-    advance = narrow * CHAR_PT["mono" if column in MONOSPACE else "text"] + wide * CHAR_PT["wide"]
-    return max(1, math.ceil(advance * 1.2 / max(width_pt, 1.0)))
+    return size * ((len(text) - wide) * EM["mono" if column in MONOSPACE else "text"] + wide * EM["wide"])
 
 
-def _row_lines(table, row, widths) -> int:
-    return max(_lines(table.cell(row, c), c, w) for c, w in zip(table.columns, widths))
+def _pieces(text: str, column: str) -> list[str]:
+    """The parts of a cell between the places where LaTeX may break a line."""
+    return re.split(r"(?<=[ ._,])" if column in ("name", "note", "step") else r"(?<= )", text)
+
+
+def _piece_widths(text: str, column: str, size: float) -> list[float]:
+    slack = SLACK.get(column, 1.0 if column in MONOSPACE else 1.08)
+    return [_advance(p, column, size) * slack for p in _pieces(text, column) if p]
+
+
+def _wrap(widths: list[float], line: float) -> int:
+    """Lines that pieces of these widths fill, greedily, at this line width."""
+    lines, used = 1, 0.0
+    for advance in widths:
+        if used and used + advance > line:
+            lines, used = lines + 1, 0.0
+        while advance > line:                     # a piece longer than a line (overfull in TeX)
+            lines, advance = lines + 1, advance - line
+        used += advance
+    return lines
+
+
+class Layout:
+    """Column widths for a table at a font size, and each row's estimated lines.
+
+    Starting from widths in proportion to the columns' average cell, width moves in 4 pt steps
+    from one column to another while that lowers the table's estimated height (the sum over rows
+    of the row's tallest cell); no column gets narrower than its longest unbreakable piece."""
+
+    def __init__(self, table, width: float, size: float = 8.0, line: float = 9.5):
+        columns = table.columns
+        self.size, self.line = size, line
+        usable = width - 2 * TABCOLSEP_PT * (len(columns) - 1)
+        texts = [[table.cell(r, c) for r in table.rows] + [table.header(c)] for c in columns]
+        pieces = [[_piece_widths(t, c, size) for t in texts[i]] for i, c in enumerate(columns)]
+        for i in range(len(columns)):            # the header is bold: wider
+            pieces[i][-1] = [w * 1.12 for w in pieces[i][-1]]
+        least = [max(max(p, default=0) for p in pieces[i]) + 2 for i in range(len(columns))]
+        if sum(least) >= usable:                  # cannot fit without overfull lines: share evenly
+            widths = [usable / len(columns)] * len(columns)
+        else:
+            widths = self._search(pieces, least, usable)
+        self.shares = [w / usable for w in widths]
+        self.widths = widths
+        self.row_lines = [max(_wrap(pieces[i][r], widths[i]) for i in range(len(columns)))
+                          for r in range(len(table.rows))]
+        self.header_lines = max(_wrap(pieces[i][-1], widths[i]) for i in range(len(columns)))
+
+    @staticmethod
+    def _search(pieces, least, usable, step: float = 4.0) -> list[float]:
+        n = len(pieces)
+        grid = [[least[i] + k * step for k in range(int((usable - least[i]) / step) + 1)] for i in range(n)]
+        lines = [[[_wrap(p, w) for p in pieces[i]] for w in grid[i]] for i in range(n)]
+        rows = len(pieces[0])
+
+        def height(ks):
+            return sum(max(lines[i][ks[i]][r] for i in range(n)) for r in range(rows))
+
+        average = [sum(map(sum, pieces[i])) / rows + 10 for i in range(n)]
+        spare = usable - sum(least)
+        ks = [min(int(spare * a / sum(average) / step), len(grid[i]) - 1) for i, a in enumerate(average)]
+        best = height(ks)
+        while True:
+            moves = []
+            for i in range(n):
+                for j in range(n):
+                    if i != j and ks[i] > 0 and ks[j] + 1 < len(grid[j]):
+                        trial = list(ks)
+                        trial[i] -= 1
+                        trial[j] += 1
+                        moves.append((height(trial), trial))
+            if not moves or min(moves)[0] >= best:
+                break
+            best, ks = min(moves)
+        widths = [grid[i][k] for i, k in enumerate(ks)]
+        return [w + (usable - sum(widths)) / n for w in widths]   # hand out the remainder
+
+    def frames(self, rows) -> list[list]:
+        """`rows` split into frames whose estimated height fits a 16:9 frame."""
+        budget = int(SLIDE_HEIGHT_PT / self.line) - self.header_lines
+        frames, current, used = [], [], 0
+        for row, need in zip(rows, self.row_lines):
+            if current and used + need > budget:
+                frames.append(current)
+                current, used = [], 0
+            current.append(row)
+            used += need
+        if current or not frames:
+            frames.append(current)
+        return frames
+
+
+def slide_layout(table) -> tuple[str, Layout, list[list]]:
+    """The font, column widths and frames of `table` as slides."""
+    for font, (size, line) in FONTS.items():
+        layout = Layout(table, SLIDE_WIDTH_PT, size, line)
+        frames = layout.frames(table.rows)
+        if len(frames) <= MAX_SCRIPTSIZE_FRAMES:
+            break
+    return font, layout, frames
 
 
 def _chinese(table) -> bool:
@@ -161,25 +256,6 @@ def _body_row(table, row) -> str:
 
 
 # ---- slides ------------------------------------------------------------------------------------------
-def frames_of(table, lines_per_frame: int = SLIDE_LINES) -> list[list]:
-    """The rows split into frames whose estimated height fits a 16:9 frame."""
-    shares = _shares(table.columns)
-    usable = SLIDE_WIDTH_PT - 2 * TABCOLSEP_PT * (len(table.columns) - 1)
-    widths = [share * usable for share in shares]
-    header = max(_lines(table.header(c), c, w) for c, w in zip(table.columns, widths))
-    frames, current, used = [], [], 0
-    for row in table.rows:
-        need = _row_lines(table, row, widths)
-        if current and used + need > lines_per_frame - (header - 1):
-            frames.append(current)
-            current, used = [], 0
-        current.append(row)
-        used += need
-    if current or not frames:
-        frames.append(current)
-    return frames
-
-
 def _frame_title(table) -> tuple[str, str]:
     title = table.shown_title()
     head, _, sizes = title.partition(" at ")
@@ -191,9 +267,9 @@ def _frame_title(table) -> tuple[str, str]:
 
 
 def latex_slides(table, standalone: bool = False) -> str:
-    frames = frames_of(table)
+    font, layout, frames = slide_layout(table)
     head, sizes = _frame_title(table)
-    spec = _wrapped_spec(table.columns, _shares(table.columns))
+    spec = _wrapped_spec(table.columns, layout.shares)
     out = []
     if standalone:
         out += _slides_preamble(table)
@@ -205,7 +281,7 @@ def latex_slides(table, standalone: bool = False) -> str:
         out += [r"\begin{frame}[t]{" + esc(head) + count + "}"]
         if sizes:
             out += [r"\framesubtitle{" + esc(sizes) + "}"]
-        out += [r"\scriptsize", rf"\setlength{{\tabcolsep}}{{{TABCOLSEP_PT:g}pt}}",
+        out += ["\\" + font, rf"\setlength{{\tabcolsep}}{{{TABCOLSEP_PT:g}pt}}",
                 rf"\begin{{tabularx}}{{\linewidth}}{{{spec}}}", r"\toprule", _header_row(table), r"\midrule"]
         out += [_body_row(table, row) for row in rows]
         out += [r"\bottomrule", r"\end{tabularx}", r"\end{frame}", ""]
@@ -231,7 +307,7 @@ def _slides_preamble(table) -> list[str]:
 # ---- a document ------------------------------------------------------------------------------------
 def latex_document(table) -> str:
     """Landscape A4 with the table as a `longtable` that breaks across pages."""
-    shares = _shares(table.columns)
+    shares = Layout(table, LANDSCAPE_WIDTH_PT).shares
     spec = "@{}" + "".join(rf">{{\raggedright\arraybackslash}}p{{\dimexpr {share:.3f}\linewidth-2\tabcolsep\relax}}"
                            for share in shares) + "@{}"
     lines = [r"\documentclass[a4paper,landscape]{article}", r"\usepackage[margin=1.5cm]{geometry}",
@@ -241,7 +317,7 @@ def latex_document(table) -> str:
     lines += [r"\emergencystretch=1em", r"\begin{document}"]
     if _chinese(table):
         lines.append(r"\begin{CJK}{UTF8}{gbsn}")
-    lines += [r"\footnotesize", rf"\begin{{longtable}}{{{spec}}}"]
+    lines += [r"\scriptsize", rf"\begin{{longtable}}{{{spec}}}"]
     if table.title:
         lines.append(r"\caption*{\normalsize\textbf{" + esc(table.shown_title()) + r"}}\\")
     lines += [r"\toprule", _header_row(table), r"\midrule", r"\endhead", r"\bottomrule", r"\endfoot"]
