@@ -207,7 +207,11 @@ class ShapeTable:
         return row.name
 
     def _step(self, row: Row) -> str:
-        return _in_language(row.step, row.step_zh, self.lang)
+        number = step_number(row.step)
+        chinese = row.step_zh
+        if self.lang == "both" and number and chinese.startswith(number + " "):
+            chinese = chinese[len(number) + 1:]          # "3.4 deformable attention / 可变形注意力"
+        return _in_language(row.step, chinese, self.lang)
 
     def _note(self, row: Row) -> str:
         return _in_language(row.note, row.note_zh, self.lang)
@@ -218,7 +222,7 @@ class ShapeTable:
     def shown_title(self) -> str:
         if not self.title or self.lang == "en":
             return self.title
-        zh = self.title.replace("Mask2Former shapes at", TITLE_ZH + "：")
+        zh = self.title.replace("Mask2Former shapes at ", TITLE_ZH + "：")
         return zh if self.lang == "zh" else f"{self.title} / {zh}"
 
     def __len__(self):
@@ -366,7 +370,7 @@ def step_number(label: str) -> str:
 
 def _step_matches(label: str, wanted: str) -> bool:
     number = step_number(label)
-    wanted = wanted.strip()
+    wanted = re.sub(r"^dec\s*", "dec ", wanted.strip())      # "dec3.3" = "dec 3.3"
     return label == wanted or number == wanted or (bool(number) and number.startswith(wanted + "."))
 
 
@@ -377,16 +381,22 @@ def _name_matches(row: Row, shown: str, pattern: str) -> bool:
 
 
 def shortest_unique_names(names: list[str]) -> dict[str, str]:
-    """Each name's shortest dotted tail that no other name ends with, starting at a word
-    (`panoptic_head.pixel_decoder.memory` → `memory`, `backbone.feats.{0–3}` → `feats.{0–3}`)."""
-    parts = {n: n.split(".") for n in names}
+    """Each name from the last module whose words (indices left out) no other name ends with:
+    `panoptic_head.pixel_decoder.memory` → `memory`, `backbone.feats.{0–3}` → `feats.{0–3}`,
+    `panoptic_head.attn_mask.{0–9}` keeps `panoptic_head.` because a decoder layer has an
+    `attn_mask` too."""
+    def is_index(part: str) -> bool:
+        return part[:1].isdigit() or part.startswith("{")
+
+    words = {n: [p for p in n.split(".") if not is_index(p)] for n in names}
     out = {}
-    for name, words in parts.items():
-        first_word = max((i for i, w in enumerate(words) if not w[:1].isdigit() and not w.startswith("{")),
-                         default=0)
-        for start in range(first_word, -1, -1):
-            tail = ".".join(words[start:])
-            if not any(other != name and (other == tail or other.endswith("." + tail)) for other in names):
+    for name in names:
+        parts = name.split(".")
+        starts = [i for i, p in enumerate(parts) if not is_index(p)] or [0]
+        for k in range(1, len(starts) + 1):
+            tail = words[name][-k:]
+            # rows that differ only in their indices (feats.0, feats.1) tell themselves apart
+            if not any(words[other] != words[name] and words[other][-k:] == tail for other in names):
                 break
-        out[name] = tail
+        out[name] = ".".join(parts[starts[-k]:])
     return out
