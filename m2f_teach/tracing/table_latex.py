@@ -21,7 +21,7 @@ import re
 MONOSPACE = ("name", "symbolic", "shape", "dtype")
 
 # beamer 16:9 at its default 11 pt: the text is 140 mm (398 pt) wide, and a table below a frame
-# title and subtitle has about 180 pt (19 lines of \scriptsize). Slides use \scriptsize (8 pt on
+# title and subtitle has about 180 pt (18 lines of \scriptsize). Slides use \scriptsize (8 pt on
 # 9.5 pt lines), or \tiny (6 pt on 7 pt lines) when \scriptsize would need more than
 # MAX_SCRIPTSIZE_FRAMES frames.
 SLIDE_WIDTH_PT = 398.0
