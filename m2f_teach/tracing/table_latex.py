@@ -228,7 +228,8 @@ def _chinese(table) -> bool:
 # ---- the paste-in tabular ---------------------------------------------------------------------------
 def latex_fragment(table) -> str:
     spec = "".join("p{5cm}" if c in ("derivation", "note") else "l" for c in table.columns)
-    lines = [r"% needs \usepackage{booktabs}", rf"\begin{{tabular}}{{{spec}}}", r"\toprule",
+    needs = r"% needs \usepackage{booktabs}" + (" and CJKutf8 (Chinese)" if _chinese(table) else "")
+    lines = [needs, rf"\begin{{tabular}}{{{spec}}}", r"\toprule",
              " & ".join(esc(table.header(c)) for c in table.columns) + r" \\", r"\midrule"]
     for row in table.rows:
         cells = [esc(table.cell(row, c)) for c in table.columns]
