@@ -2,7 +2,6 @@
 import itertools
 
 import pytest
-from matplotlib.lines import Line2D
 from matplotlib.patches import FancyArrowPatch, FancyBboxPatch
 
 from m2f_teach import M2FConfig

@@ -7,15 +7,15 @@
 
 Slides and documents wrap every column to a share of the line width: names break after their
 dots and underscores, shapes and symbolic shapes are monospace, and each derivation is set in
-math mode (`$S = 32 \\cdot 32 + \\dots$`) with its words as text. A frame takes rows while their
-estimated height fits (a cell's lines from its length against its column's width), so no frame
-overflows; `tests/test_table_latex.py` compiles the slides with pdflatex and checks the log for
-overfull boxes. Chinese (`lang="zh"` or `"both"`) needs the CJKutf8 package
+math mode (`$S = 32 \\cdot 32 + \\dots$`) with its words as text. `Layout` picks the column
+widths that make the rows take the fewest lines (each cell's lines estimated by filling its
+breakable pieces into the column), and a frame takes rows while their estimated height fits, so
+no frame overflows; `tests/test_table_latex.py` compiles the slides with pdflatex and checks the
+log for overfull boxes. Chinese (`lang="zh"` or `"both"`) needs the CJKutf8 package
 (Debian: texlive-lang-chinese).
 """
 from __future__ import annotations
 
-import math
 import re
 
 MONOSPACE = ("name", "symbolic", "shape", "dtype")
