@@ -101,6 +101,6 @@ def test_chinese_slides_compile_where_cjk_is_installed(tmp_path, seed_trace):
     need_pdflatex()
     has_cjk = subprocess.run(["kpsewhich", "CJKutf8.sty"], capture_output=True, text=True).stdout.strip()
     if not has_cjk:
-        pytest.skip("CJKutf8 is not installed (Debian: texlive-lang-chinese)")
+        pytest.skip("CJKutf8 is not installed (Debian: latex-cjk-common and latex-cjk-chinese-arphic-gbsn00lp)")
     table = seed_trace.table().select(lang="zh", short_names=True)
     compile_latex(table.to_latex(slides=True, standalone=True), tmp_path, "slides_zh")

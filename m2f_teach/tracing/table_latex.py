@@ -12,7 +12,7 @@ widths that make the rows take the fewest lines (each cell's lines estimated by 
 breakable pieces into the column), and a frame takes rows while their estimated height fits, so
 no frame overflows; `tests/test_table_latex.py` compiles the slides with pdflatex and checks the
 log for overfull boxes. Chinese (`lang="zh"` or `"both"`) needs the CJKutf8 package
-(Debian: texlive-lang-chinese).
+(Debian: latex-cjk-common and latex-cjk-chinese-arphic-gbsn00lp).
 """
 from __future__ import annotations
 
@@ -120,8 +120,10 @@ def _advance(text: str, column: str, size: float = 8.0) -> float:
 
 
 def _pieces(text: str, column: str) -> list[str]:
-    """The parts of a cell between the places where LaTeX may break a line."""
-    return re.split(r"(?<=[ ._,])" if column in ("name", "note", "step") else r"(?<= )", text)
+    """The parts of a cell between the places where LaTeX may break a line (after a space, a
+    dot or underscore of a name, and after any Chinese character)."""
+    breaks = r"(?<=[ ._,])" if column in ("name", "note", "step") else r"(?<= )"
+    return re.split(breaks + r"|(?<=[\u2e80-\u9fff\u3000-\u303f\uff00-\uffef])", text)   # CJK: anywhere
 
 
 def _piece_widths(text: str, column: str, size: float) -> list[float]:
