@@ -7,7 +7,9 @@ traceback instead.
     python -m m2f_teach table                          # the seed's annotated shape table (markdown)
     python -m m2f_teach table --preset small --image-size 512 768 --format latex --output t.tex
     python -m m2f_teach table --num-queries 200 --num-points 8 --format json
+    python -m m2f_teach table --slides --standalone --short-names --output shapes.tex
     python -m m2f_teach summary --depth 2
+    python -m m2f_teach diagram --preset small -o arch.svg
     python -m m2f_teach convert --from hf ./mask2former-swin-tiny --output weights.safetensors
     python -m m2f_teach train --steps 100 --out artifacts/shapes.safetensors
     python -m m2f_teach lab                            # JupyterLab on notebooks/ (or the table)
@@ -25,9 +27,9 @@ import typing
 
 from .model.config import PRESETS, M2FConfig
 
-FORMATS = ("md", "html", "csv", "json", "latex")
-SUBCOMMAND_MODULES = ("m2f_teach.convert.cli", "m2f_teach.training.train", "m2f_teach.lab",
-                      "m2f_teach.predict.cli", "m2f_teach.export.cli", "m2f_teach.convert.compare")
+SUBCOMMAND_MODULES = ("m2f_teach.tracing.cli", "m2f_teach.convert.cli", "m2f_teach.training.train",
+                      "m2f_teach.lab", "m2f_teach.predict.cli", "m2f_teach.export.cli",
+                      "m2f_teach.convert.compare")
 
 
 def _add_config_arguments(parser: argparse.ArgumentParser):
@@ -68,50 +70,10 @@ def config_from_args(args) -> M2FConfig:
     return M2FConfig.preset(args.preset, **changes)
 
 
-def _write(text: str, output: str | None):
-    if output:
-        with open(output, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        print(f"wrote {output}", file=sys.stderr)
-    else:
-        sys.stdout.write(text)
-
-
-def run_table(args):
-    from .tracing import trace_shapes
-    config = config_from_args(args)
-    collapse = args.collapse if args.collapse is not None else args.format not in ("csv", "json")
-    table = trace_shapes(config, record_modules=args.modules).table(collapse=collapse,
-                                                                    include_modules=args.modules)
-    _write(table.render(args.format), args.output)
-
-
-def run_summary(args):
-    from .tracing.summary import model_summary
-    _write(model_summary(config_from_args(args), depth=args.depth), args.output)
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m m2f_teach",
                                      description="Mask2Former taught tensor by tensor.")
     sub = parser.add_subparsers(dest="command", required=True)
-
-    table = sub.add_parser("table", help="annotated shape table of a configuration (meta device, instant)")
-    _add_config_arguments(table)
-    table.add_argument("--format", choices=FORMATS, default="md")
-    table.add_argument("--output", "-o", help="write to this file instead of standard output")
-    table.add_argument("--collapse", dest="collapse", action="store_true", default=None,
-                       help="one row for repeated layers with the same shape (default for md/html/latex)")
-    table.add_argument("--no-collapse", dest="collapse", action="store_false",
-                       help="one row per traced tensor (default for csv/json)")
-    table.add_argument("--modules", action="store_true", help="also list every module call")
-    table.set_defaults(func=run_table)
-
-    summary = sub.add_parser("summary", help="torchinfo summary of the model at a configuration")
-    _add_config_arguments(summary)
-    summary.add_argument("--depth", type=int, default=3, help="module nesting depth to show")
-    summary.add_argument("--output", "-o")
-    summary.set_defaults(func=run_summary)
 
     for module_name in SUBCOMMAND_MODULES:   # subcommands that live beside their code
         importlib.import_module(module_name).add_parser(sub)

@@ -2,7 +2,9 @@
 
 Where a web browser can be opened, JupyterLab starts on `notebooks/`. On a machine with no
 browser (a server, CI) the seed configuration's shape table is printed instead, with the
-command that serves JupyterLab for a browser elsewhere.
+command that serves JupyterLab for a browser elsewhere, written so that it runs as printed:
+the `jupyter` of this Python's environment (`.venv/bin/jupyter`), `--allow-root` where the
+command runs as root (JupyterLab refuses root without it), and where to find the token URL.
 """
 from __future__ import annotations
 
@@ -30,18 +32,53 @@ def notebooks_dir() -> Path:
     return here if here.is_dir() else Path.cwd()
 
 
+def jupyter_command() -> str | None:
+    """The `jupyter` beside this Python (the venv's), else the one on PATH, else None."""
+    beside = Path(sys.executable).parent / "jupyter"
+    if beside.is_file() and os.access(beside, os.X_OK):
+        return str(beside)
+    return shutil.which("jupyter")
+
+
+def _shown(path: str | Path) -> str:
+    """A path as short as it can be printed: relative to the working folder when inside it."""
+    path = Path(path).absolute()
+    try:
+        relative = path.relative_to(Path.cwd())
+    except ValueError:
+        return str(path)
+    return str(relative) if relative.parts and relative.parts[0] != ".." else str(path)
+
+
+def lab_command(notebooks: Path, jupyter: str, browser: bool, port: int = 8888) -> list[str]:
+    cmd = [jupyter, "lab"]
+    if not browser:
+        cmd += ["--no-browser", "--ip", "127.0.0.1", "--port", str(port)]
+    if hasattr(os, "geteuid") and os.geteuid() == 0:
+        cmd.append("--allow-root")           # JupyterLab refuses to run as root without it
+    return cmd + [_shown(notebooks) + os.sep]
+
+
 def run_lab(args) -> int:
     notebooks = notebooks_dir()
-    if not args.table and has_browser() and shutil.which("jupyter"):
-        cmd = ["jupyter", "lab", str(notebooks)]
+    jupyter = jupyter_command()
+    if not args.table and has_browser() and jupyter:
+        cmd = lab_command(notebooks, jupyter, browser=True)
         print("starting:", " ".join(cmd), file=sys.stderr)
         return subprocess.call(cmd)
     from .model.config import M2FConfig
     from .tracing import trace_shapes
     sys.stdout.write(trace_shapes(M2FConfig.seed()).table().to_markdown())
-    print(f"\nNo web browser here. To read the notebooks from a browser on another machine:\n"
-          f"  jupyter lab --no-browser --ip 127.0.0.1 {notebooks.name}/\n"
-          f"and forward the port it prints (ssh -L 8888:127.0.0.1:8888 ...).", file=sys.stderr)
+    if jupyter is None:
+        print("\nJupyterLab is not installed here: `make lab` (or pip install -e '.[lab]') installs it.",
+              file=sys.stderr)
+        return 0
+    cmd = lab_command(notebooks, _shown(jupyter), browser=False)
+    print(f"\nNo web browser here. To read the notebooks from a browser on another machine, run here:\n"
+          f"  {' '.join(cmd)}\n"
+          f"then, on the machine with the browser:  ssh -N -L 8888:127.0.0.1:8888 USER@THIS-HOST\n"
+          f"and open the address JupyterLab prints with its token: "
+          f"http://127.0.0.1:8888/lab?token=...", file=sys.stderr)
     return 0
 
 

@@ -3,6 +3,8 @@ import re
 import tomllib
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -10,9 +12,9 @@ def _name(requirement: str) -> str:
     return re.split(r"[<>=!~\[ ;]", requirement.strip(), maxsplit=1)[0].lower().replace("_", "-")
 
 
-def environment_requirements() -> dict:
+def environment_requirements(name: str = "environment.yml") -> dict:
     reqs, in_pip = {}, False
-    for line in (ROOT / "environment.yml").read_text().splitlines():
+    for line in (ROOT / name).read_text().splitlines():
         stripped = line.strip()
         if stripped.startswith("- pip:"):
             in_pip = True
@@ -23,11 +25,14 @@ def environment_requirements() -> dict:
     return reqs
 
 
-def test_environment_matches_pyproject():
+@pytest.mark.parametrize("name, extra", [("environment.yml", "dev"), ("environment-lab.yml", "lab")])
+def test_environment_matches_pyproject(name, extra):
+    """environment.yml holds the dependencies and the dev extra; environment-lab.yml (students)
+    the dependencies and the lab extra."""
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
-    wanted = {_name(r): r for r in project["dependencies"] + project["optional-dependencies"]["dev"]}
-    env = environment_requirements()
-    assert sorted(env) == sorted(wanted), "environment.yml and pyproject.toml list different packages"
+    wanted = {_name(r): r for r in project["dependencies"] + project["optional-dependencies"][extra]}
+    env = environment_requirements(name)
+    assert sorted(env) == sorted(wanted), f"{name} and pyproject.toml ({extra}) list different packages"
     for name, req in wanted.items():
         if name == "torch":
             # conda users get the same pinned CPU-friendly release the Makefile installs
@@ -41,12 +46,39 @@ def test_makefile_pins_torch():
     assert "TORCH_SPEC ?= torch==2.13.0" in makefile
 
 
+def test_dev_extra_holds_the_lab_extra():
+    """`make test` after `make lab` upgrades the venv; `make lab` after `make test` has nothing to add."""
+    extras = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]
+    assert set(extras["lab"]) <= set(extras["dev"])
+    assert not {_name(r) for r in extras["lab"]} & {"pytest", "transformers", "mmdet", "playwright"}
+
+
+def test_makefile_lab_installs_lab_and_test_installs_dev():
+    makefile = (ROOT / "Makefile").read_text()
+
+    def recipe(target):
+        match = re.search(rf"^{re.escape(target)}:.*\n((?:\t.*\n)+)", makefile, re.M)
+        assert match, f"no rule for {target}"
+        return match.group(0)
+
+    assert re.search(r"^lab: setup-lab$", makefile, re.M) and re.search(r"^test: setup$", makefile, re.M)
+    assert re.search(r"^setup-lab: \$\(LAB_STAMP\)$", makefile, re.M)
+    assert re.search(r"^setup: \$\(DEV_STAMP\)$", makefile, re.M)
+    assert '-e ".[lab]"' in recipe("$(LAB_STAMP)") and "[dev]" not in recipe("$(LAB_STAMP)")
+    assert "--no-compile" in recipe("$(LAB_STAMP)")     # students' set-up: no bytecode for all of torch
+    dev = recipe("$(DEV_STAMP)")
+    assert '-e ".[dev]"' in dev and "touch $@ $(LAB_STAMP)" in dev
+    # one stamp file per extra, so that one set-up does not stand in for the other
+    assert "LAB_STAMP := $(VENV)/.installed-lab" in makefile and "DEV_STAMP := $(VENV)/.installed-dev" in makefile
+
+
 def test_readme_commands_exist_and_ci_runs_them():
     readme = (ROOT / "README.md").read_text()
-    makefile = (ROOT / "Makefile").read_text()
     assert "make lab" in readme and "make test" in readme
-    assert re.search(r"^lab: setup$", makefile, re.M) and re.search(r"^test: setup$", makefile, re.M)
-    assert "make test" in (ROOT / ".ci" / "run").read_text()
+    ci = (ROOT / ".ci" / "run").read_text()
+    assert "make test" in ci
+    # the slides' compile test needs pdflatex in CI (tests/test_table_latex.py fails without it there)
+    assert "texlive-latex-recommended" in ci and "texlive-latex-extra" in ci and "command -v pdflatex" in ci
 
 
 def test_notebooks_store_no_run_times():

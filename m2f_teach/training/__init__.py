@@ -1,7 +1,18 @@
-"""The training path: point sampling, Hungarian matching, losses and the training loop."""
-from .criterion import Mask2FormerCriterion
-from .matcher import HungarianMatcher
-from .point_sample import get_uncertain_point_coords_with_randomness, point_sample
+"""The training path: point sampling, Hungarian matching, losses and the training loop.
+
+The names below load on first use: the matcher needs scipy, which a command that only builds
+its parser (`python -m m2f_teach table` registers `train`) should not wait for.
+"""
+import importlib
+
+_HOMES = {"Mask2FormerCriterion": "criterion", "HungarianMatcher": "matcher",
+          "point_sample": "point_sample", "get_uncertain_point_coords_with_randomness": "point_sample"}
 
 __all__ = ["Mask2FormerCriterion", "HungarianMatcher", "point_sample",
            "get_uncertain_point_coords_with_randomness"]
+
+
+def __getattr__(name):
+    if name in _HOMES:
+        return getattr(importlib.import_module(f".{_HOMES[name]}", __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -41,12 +41,8 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
-from ..data.shapes import ShapesDataset, collate
-from .evaluate import evaluate, format_metrics
-from ..model import Mask2Former
-from ..model import M2FConfig
-from ..data.shapes import TEST_SEED, TRAIN_SEED, VAL_SEED
-from .criterion import Mask2FormerCriterion, num_points_for, total_loss
+from ..data.shapes import TEST_SEED, TRAIN_SEED, VAL_SEED, ShapesDataset, collate
+from ..model import M2FConfig, Mask2Former
 
 
 def add_parser(subparsers):
@@ -318,6 +314,10 @@ def train(args) -> dict:
     """Train, write the checkpoint, json and plot; return the json's contents (after Ctrl-C or
     SIGTERM: `{"interrupted": signal name, "steps_done": n}`, the files saved)."""
     args = with_defaults(args)
+    # the losses and the scores need scipy (Hungarian matching): imported when training starts,
+    # so that `python -m m2f_teach table` does not wait for them
+    from .criterion import Mask2FormerCriterion, num_points_for, total_loss
+    from .evaluate import evaluate, format_metrics
     device = pick_device(args.device)
     check_arguments(args)
     state = load_state(args.resume, args) if args.resume else None

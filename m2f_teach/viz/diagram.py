@@ -17,30 +17,49 @@ COLOURS = dict(input="#e8e8e8", backbone="#cfe2f3", pixel="#d9ead3", encoder="#b
                decoder="#fce5cd", head="#f4cccc", out="#ead1dc")
 
 
+TITLE_PT, BODY_PT, LABEL_PT = 11.5, 10, 8.5     # at 13 in wide: about the same on a 16:9 slide
+
+
 def shape_text(shape) -> str:
     return "×".join(str(s) for s in shape)
 
 
 def _box(ax, x, y, w, h, title, body, colour):
-    ax.add_patch(FancyBboxPatch((x, y), w, h, boxstyle="round,pad=0.05,rounding_size=0.15",
-                                facecolor=colour, edgecolor="#444444", linewidth=1.0))
-    ax.text(x + w / 2, y + h - 0.2, title, ha="center", va="top", fontsize=9, fontweight="bold")
+    """A rounded box with a bold title at the top and its body below (never on top of it)."""
+    ax.add_patch(FancyBboxPatch((x, y), w, h, boxstyle="round,pad=0,rounding_size=0.12",
+                                facecolor=colour, edgecolor="#444444", linewidth=1.0, gid="box"))
+    ax.text(x + w / 2, y + h - 0.1, title, ha="center", va="top", fontsize=TITLE_PT,
+            fontweight="bold", gid="box-text")
     if body:
-        ax.text(x + w / 2, y + h / 2 - 0.2, body, ha="center", va="center", fontsize=7, linespacing=1.3)
+        ax.text(x + w / 2, y + h - 0.42, body, ha="center", va="top", fontsize=BODY_PT,
+                linespacing=1.3, gid="box-text")
 
 
-def _arrow(ax, start, end, label="", offset=(0.0, 0.12), ha="center", colour="#333333", rad=0.0,
-           fontsize=7):
-    ax.add_patch(FancyArrowPatch(start, end, arrowstyle="-|>", mutation_scale=10, linewidth=1.0,
-                                 color=colour, connectionstyle=f"arc3,rad={rad}"))
-    if label:
-        mx, my = (start[0] + end[0]) / 2 + offset[0], (start[1] + end[1]) / 2 + offset[1]
-        ax.text(mx, my, label, ha=ha, va="bottom", fontsize=fontsize, color="#1a1a1a",
-                bbox=dict(facecolor="white", edgecolor="none", alpha=0.8, pad=0.5))
+def _label(ax, x, y, text, ha="center", va="center", rotation=0):
+    ax.text(x, y, text, ha=ha, va=va, fontsize=LABEL_PT, color="#1a1a1a", rotation=rotation,
+            linespacing=1.2, gid="arrow-label")
+
+
+def _arrow(ax, start, end, colour="#333333"):
+    ax.add_patch(FancyArrowPatch(start, end, arrowstyle="-|>", mutation_scale=12, linewidth=1.1,
+                                 color=colour, shrinkA=0, shrinkB=0, gid="arrow"))
+
+
+def _path(ax, points, colour="#333333"):
+    """A bent arrow: straight segments through `points`, the head on the last one."""
+    xs, ys = zip(*points[:-1])
+    ax.plot(xs, ys, color=colour, linewidth=1.1, solid_capstyle="butt", gid="arrow")
+    _arrow(ax, points[-2], points[-1], colour)
 
 
 def architecture_diagram(trace, figure=None):
-    """Backbone → pixel decoder (encoder + FPN) → masked-attention decoder → 1 + N_dec predictions."""
+    """Backbone → pixel decoder (encoder + FPN) → masked-attention decoder → 1 + N_dec predictions.
+
+    Four rows read top to bottom: the backbone; the pixel decoder's inputs and its deformable
+    encoder; the split back into maps and the FPN; the decoder (the seed's "3、decoder" chapter,
+    whose steps the table calls "dec 3.x"). No arrow crosses another arrow, a box or a label;
+    `tests/test_viz.py` checks the text extents.
+    """
     c = trace.config
     s = c.symbols()
     L, n_dec, n_enc = c.num_levels, c.num_decoder_layers, c.num_encoder_layers
@@ -48,82 +67,101 @@ def architecture_diagram(trace, figure=None):
     sh = trace.shape
     figure = figure if figure is not None else new_figure((13.0, 8.6))
     ax = figure.add_axes((0, 0, 1, 1))
-    ax.set_xlim(0, 16)
-    ax.set_ylim(0, 10.6)
+    ax.set_xlim(0, 13.0)
+    ax.set_ylim(0, 8.6)
     ax.axis("off")
-    ax.text(0.2, 10.35, f"Mask2Former at B={s['B']}, H×W={s['H']}×{s['W']}, C={s['C']}, nH={s['nH']}, "
+    ax.text(0.15, 8.5, f"Mask2Former at B={s['B']}, H×W={s['H']}×{s['W']}, C={s['C']}, nH={s['nH']}, "
             f"L={s['L']}, P={s['P']}, Q={s['Q']}, K={s['K']}, S={s['S']}   (shapes from a live trace)",
-            fontsize=10, va="top")
+            fontsize=TITLE_PT, va="top", gid="title")
 
-    # ---- 1 backbone -----------------------------------------------------------------------------
-    _box(ax, 0.2, 8.2, 2.2, 1.5, "images", "(B, C_in, H, W)\n" + shape_text(sh("images")), COLOURS["input"])
-    _box(ax, 3.4, 8.2, 2.8, 1.5, "1 backbone", "ResNet\nstrides " + ", ".join(map(str, c.strides)),
+    # ---- row 1: 1 backbone --------------------------------------------------------------------
+    top, h = 6.85, 1.3
+    _box(ax, 0.15, top, 2.0, h, "images", "(B, C_in, H, W)\n" + shape_text(sh("images")), COLOURS["input"])
+    _box(ax, 2.75, top, 2.5, h, "1 backbone", "ResNet\nstrides " + ", ".join(map(str, c.strides)),
          COLOURS["backbone"])
-    _arrow(ax, (2.45, 8.95), (3.35, 8.95))
+    _arrow(ax, (2.15, top + 0.55), (2.75, top + 0.55))
     feats = [f"backbone.feats.{i}" for i in range(n_feats)]
-    _box(ax, 7.2, 7.9, 4.4, 1.8 + 0.1 * max(0, n_feats - 4), "feats (seed: x = extract_feat(img))",
+    _box(ax, 7.0, top, 5.2, h, "feats (seed: x = extract_feat(img))",
          "\n".join(f"feats[{i}] {shape_text(sh(f))}  stride {c.strides[i]}" for i, f in enumerate(feats)),
          COLOURS["backbone"])
-    _arrow(ax, (6.25, 8.95), (7.15, 8.95))
+    _arrow(ax, (5.25, top + 0.55), (7.0, top + 0.55))
 
-    # ---- 2 pixel decoder: projection, embeddings, flatten, concat ------------------------------
-    _box(ax, 0.2, 4.6, 4.6, 2.0, "2.1 per level, low → high res",
-         f"input_convs: 1×1 conv + GN → C={s['C']}\n+ pos_embed (sine) + level_encoding[l]\n"
-         f"flatten(2).permute(2, 0, 1) → (H_l·W_l, B, C)\nreference points ((x+0.5)/W_l, (y+0.5)/H_l)",
-         COLOURS["pixel"])
+    # ---- row 2: 2.1 per level → 2.2 concatenate → 3.3–3.4 encoder (right to left) -----------------
+    y, h = 4.45, 1.65
+    _box(ax, 9.2, y, 3.0, h, "2.1 per level, low → high",
+         f"input_convs: 1×1 conv + GN → C={s['C']}\n+ pos_embed (sine)\n+ level_encoding[l]\n"
+         f"flatten(2).permute(2, 0, 1)\n→ (H_l·W_l, B, C)", COLOURS["pixel"])
     enc_levels = [n_feats - 1 - i for i in range(L)]           # backbone index of level i
-    _arrow(ax, (7.6, 7.85), (3.2, 6.65), "levels 0…L−1 = " + ", ".join(f"feats[{f}]" for f in enc_levels),
-           offset=(-0.3, 0.05))
-    _box(ax, 5.6, 4.6, 3.6, 2.0, "2.2 concatenate",
+    _arrow(ax, (10.7, top), (10.7, y + h))
+    _label(ax, 10.6, (top + y + h) / 2, "levels 0…L−1 = " + ", ".join(f"feats[{f}]" for f in enc_levels),
+           ha="right")
+    _box(ax, 4.95, y, 3.2, h, "2.2 concatenate",
          f"encoder_inputs {shape_text(sh(PD + 'encoder_inputs'))}\n"
          f"spatial_shapes {shape_text(sh(PD + 'spatial_shapes'))}, level_start_index\n"
          f"reference_points {shape_text(sh(PD + 'reference_points'))}\n"
          f"padding_masks {shape_text(sh(PD + 'padding_masks'))}",
          COLOURS["pixel"])
-    _arrow(ax, (4.85, 5.4), (5.55, 5.4), "L × (H_l·W_l, B, C)", offset=(0, 0.08), fontsize=6)
+    _arrow(ax, (9.2, y + 0.55), (8.15, y + 0.55))
+    _label(ax, 8.675, y + 0.85, "L ×\n(H_l·W_l, B, C)")
     layer0 = PD + "encoder.layers.0.self_attn."
-    _box(ax, 10.6, 4.6, 5.2, 2.0, f"3.3–3.4 deformable encoder ×{n_enc}",
+    _box(ax, 0.15, y, 4.0, h, f"3.3–3.4 deformable encoder ×{n_enc}",
          f"sampling_offsets {shape_text(sh(layer0 + 'sampling_offsets'))}\n"
          f"attention_weights {shape_text(sh(layer0 + 'attention_weights'))}\n"
          f"sampling_locations = ref + offsets / (W_l, H_l)\n"
          f"each query reads L·P = {L * c.num_points} points per head",
          COLOURS["encoder"])
-    _arrow(ax, (9.25, 5.1), (10.55, 5.1), "(S, B, C)\n" + shape_text(sh(PD + "encoder_inputs")),
-           offset=(0, 0.08), fontsize=6)
+    _arrow(ax, (4.95, y + 0.55), (4.15, y + 0.55))
+    _label(ax, 4.55, y + 0.8, "(S, B, C)")
 
-    # ---- 3.5 split, 3.6 FPN -----------------------------------------------------------------------
-    _box(ax, 10.6, 2.5, 5.2, 1.5, "3.5 split back into maps",
-         "memory.permute(1, 2, 0), split over S, reshape\n(the seed leaves out the permute)", COLOURS["encoder"])
-    _arrow(ax, (13.2, 4.55), (13.2, 4.05), "memory " + shape_text(sh(PD + "memory")), offset=(0.1, -0.12),
-           ha="left")
-    _box(ax, 4.6, 2.5, 4.6, 1.5, "3.6 FPN + mask_feature",
+    # ---- row 3: 3.5 split → 3.6 FPN; feats[0] comes down the right-hand side ------------------------
+    y3, h3 = 2.3, 1.35
+    _box(ax, 0.15, y3, 4.0, h3, "3.5 split back into maps",
+         "memory.permute(1, 2, 0), split over S,\nreshape (the seed leaves out the permute)", COLOURS["encoder"])
+    _arrow(ax, (2.15, y), (2.15, y3 + h3))
+    _label(ax, 2.25, (y + y3 + h3) / 2, "memory " + shape_text(sh(PD + "memory")), ha="left")
+    _box(ax, 7.4, y3, 4.8, h3, "3.6 FPN + mask_feature",
          f"lateral 1×1 on feats[0] + upsampled last map,\n3×3 conv, then 1×1 conv → C_m={s['C_m']}",
          COLOURS["pixel"])
-    memories = [PD + f"multi_scale_memories.{i}" for i in range(L)]
-    _arrow(ax, (10.55, 3.0), (9.25, 3.0), "multi_scale_\nmemories", offset=(0, 0.05), fontsize=6)
-    _arrow(ax, (9.9, 7.85), (8.9, 4.05), f"feats[0] {shape_text(sh(feats[0]))}", offset=(0.15, 0.6),
-           ha="left", fontsize=6)
+    _arrow(ax, (4.15, y3 + 0.55), (7.4, y3 + 0.55))
+    _label(ax, 5.775, y3 + 0.8, "multi_scale_memories")
+    lane = 12.6
+    _path(ax, [(12.2, top + 0.3), (lane, top + 0.3), (lane, y3 + 0.55), (12.2, y3 + 0.55)])
+    _label(ax, lane + 0.17, (top + y3) / 2 + 0.6, f"feats[0] {shape_text(sh(feats[0]))}", rotation=90)
 
-    # ---- decoder -------------------------------------------------------------------------------------
-    _box(ax, 0.2, 0.2, 3.0, 1.8, "3.2 queries", f"query_feat {shape_text(sh(HD + 'query_feat'))}\n"
+    # ---- row 4: the decoder ("dec 3.x") -----------------------------------------------------------------
+    y4, h4 = 0.15, 1.6
+    _box(ax, 0.15, y4, 2.3, h4, "dec 3.2 queries", f"query_feat {shape_text(sh(HD + 'query_feat'))}\n"
          f"query_embed {shape_text(sh(HD + 'query_embed'))}\n(Q, C) repeated over B", COLOURS["decoder"])
-    _box(ax, 4.0, 0.2, 5.4, 1.8, f"3.1 masked-attention decoder ×{n_dec}",
+    _box(ax, 3.15, y4, 4.6, h4, f"dec 3.1 masked-attention decoder ×{n_dec}",
          f"layer i: cross-attn to level i % {L}, self-attn, FFN\nattn_mask (B·nH, Q, H_l·W_l):\n"
          + ", ".join(shape_text(sh(HD + f"attn_mask.{i}")) for i in range(L)), COLOURS["decoder"])
-    _arrow(ax, (3.25, 1.1), (3.95, 1.1), "(Q,B,C)", offset=(0, 0.08), fontsize=6)
-    _arrow(ax, (11.6, 2.45), (8.6, 2.05), "", rad=0.0)
-    ax.text(10.0, 2.32, "decoder_inputs (+ level_embed): " +
-            ", ".join(shape_text(sh(HD + f"decoder_inputs.{i}")) for i in range(L)), fontsize=6,
-            ha="center", va="bottom", bbox=dict(facecolor="white", edgecolor="none", alpha=0.8, pad=0.5))
-    _box(ax, 10.3, 0.2, 2.8, 1.8, "3.3 forward_head",
-         f"×{1 + n_dec}: before layer 0\nand after each layer\ncls_embed, mask_embed, einsum",
+    _arrow(ax, (2.45, y4 + 0.7), (3.15, y4 + 0.7))
+    _label(ax, 2.8, y4 + 0.92, "(Q, B, C)")
+    _arrow(ax, (3.6, y3), (3.6, y4 + h4))
+    _label(ax, 3.7, (y3 + y4 + h4) / 2, "decoder_inputs (+ level_embed): " +
+           ", ".join(shape_text(sh(HD + f"decoder_inputs.{i}")) for i in range(L)), ha="left")
+    _box(ax, 8.75, y4, 2.3, h4, "dec 3.3 forward_head",
+         f"×{1 + n_dec}: before layer 0\nand after each layer\ncls_embed, mask_embed,\neinsum",
          COLOURS["head"])
-    _arrow(ax, (9.45, 1.3), (10.25, 1.3), "(Q,B,C)", offset=(0, 0.06), fontsize=6)
-    _arrow(ax, (6.9, 2.45), (11.0, 2.05), "", rad=-0.15)
-    ax.text(6.3, 2.12, "mask_features " + shape_text(sh(PD + "mask_features")), fontsize=6, ha="center",
-            va="bottom", bbox=dict(facecolor="white", edgecolor="none", alpha=0.8, pad=0.5))
-    _arrow(ax, (10.25, 0.5), (9.45, 0.5), "attn_mask", offset=(0, 0.04), fontsize=6)
-    _box(ax, 13.9, 0.2, 1.9, 1.8, "outputs", f"cls_pred\n{shape_text(sh(HD + 'cls_pred.0'))}\n"
+    _arrow(ax, (7.75, y4 + 1.0), (8.75, y4 + 1.0))
+    _label(ax, 8.25, y4 + 1.2, "(Q, B, C)")
+    _arrow(ax, (8.75, y4 + 0.35), (7.75, y4 + 0.35))
+    _label(ax, 8.25, y4 + 0.55, "attn_mask")
+    _arrow(ax, (9.9, y3), (9.9, y4 + h4))
+    _label(ax, 10.0, (y3 + y4 + h4) / 2, "mask_features " + shape_text(sh(PD + "mask_features")), ha="left")
+    _box(ax, 11.45, y4, 1.5, h4, "outputs", f"cls_pred\n{shape_text(sh(HD + 'cls_pred.0'))}\n"
          f"mask_pred\n{shape_text(sh(HD + 'mask_pred.0'))}\n×{1 + n_dec}", COLOURS["out"])
-    _arrow(ax, (13.15, 1.1), (13.85, 1.1))
+    _arrow(ax, (11.05, y4 + 0.7), (11.45, y4 + 0.7))
     return figure
+
+
+def save_diagram(trace, path, dpi: int = 200):
+    """Write the diagram to `path` (.svg, .pdf or .png, from the suffix), the same bytes every
+    run for the same trace (no creation date; fixed SVG ids)."""
+    import matplotlib
+
+    fmt = str(path).rsplit(".", 1)[-1].lower()
+    figure = architecture_diagram(trace)
+    metadata = {"svg": {"Date": None}, "pdf": {"CreationDate": None, "ModDate": None}}.get(fmt)
+    with matplotlib.rc_context({"svg.hashsalt": "m2f-teach", "svg.fonttype": "path"}):
+        figure.savefig(path, format=fmt, dpi=dpi, metadata=metadata)

@@ -1,0 +1,169 @@
+"""`python -m m2f_teach table | summary | diagram`: a configuration's shapes, from the command line.
+
+    python -m m2f_teach table                                   # the seed's annotated table (markdown)
+    python -m m2f_teach table --columns step,name,shape --steps 3.4 --short-names --lang zh
+    python -m m2f_teach table --only '*.encoder.layers.*' --format html --standalone -o enc.html
+    python -m m2f_teach table --slides --standalone --short-names -o shapes.tex   # beamer, 16:9
+    python -m m2f_teach summary --depth 2
+    python -m m2f_teach diagram --preset small -o arch.svg      # .svg, .pdf or .png
+
+All three run on the `meta` device (shapes, no weights) and take the configuration options
+(`--preset`, `--image-size`, `--num-queries`, ...). Only what a command uses is imported:
+`table` needs torch and the model; `diagram` adds matplotlib; `summary` adds torchinfo.
+"""
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+FORMATS = ("md", "html", "csv", "json", "latex")
+DIAGRAM_FORMATS = ("svg", "pdf", "png")
+
+
+def _config_options(parser):
+    from ..__main__ import _add_config_arguments
+    _add_config_arguments(parser)
+
+
+def _config(args):
+    from ..__main__ import config_from_args
+    return config_from_args(args)
+
+
+def check_output(path: str, suffixes=None) -> Path:
+    """The path to write, or a `ValueError` naming it: a folder, a missing folder, a bad suffix."""
+    target = Path(path)
+    if target.is_dir() or path.endswith(("/", os.sep)):
+        raise ValueError(f"--output {path}: is a folder; expected a file name inside it "
+                         f"(e.g. {target / ('table.md' if suffixes is None else 'architecture.svg')})")
+    folder = target.parent
+    if not folder.is_dir():
+        raise ValueError(f"--output {path}: the folder {folder} does not exist; create it first")
+    if suffixes is not None and target.suffix.lower().lstrip(".") not in suffixes:
+        raise ValueError(f"--output {path}: expected a file ending in "
+                         + ", ".join("." + s for s in suffixes))
+    return target
+
+
+def write_output(text: str, output: str | None):
+    """Standard output, or the whole file at once (a temporary file renamed into place)."""
+    if not output:
+        sys.stdout.write(text)
+        return
+    target = check_output(output)
+    _replace_atomically(target, lambda tmp: tmp.write_text(text, encoding="utf-8"))
+    print(f"wrote {output}", file=sys.stderr)
+
+
+def _replace_atomically(target: Path, write):
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=target.suffix, dir=target.parent)
+    os.close(fd)
+    try:
+        write(Path(tmp))
+        os.replace(tmp, target)
+    except OSError as e:
+        raise ValueError(f"--output {target}: cannot write ({e.strerror or e})") from e
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def _columns(text: str) -> list[str]:
+    return [c.strip() for c in text.split(",") if c.strip()]
+
+
+# ---- table ------------------------------------------------------------------------------------------
+def run_table(args):
+    fmt = args.format or ("latex" if args.slides else "md")
+    if args.output:
+        check_output(args.output)              # before the trace: a typo fails at once
+    from .shape_only import trace_shapes
+    config = _config(args)
+    collapse = args.collapse if args.collapse is not None else fmt not in ("csv", "json")
+    table = trace_shapes(config, record_modules=args.modules).table(collapse=collapse,
+                                                                    include_modules=args.modules)
+    if args.columns or args.steps or args.only or args.short_names or args.lang != "en":
+        table = table.select(columns=args.columns, steps=args.steps, only=args.only,
+                             short_names=args.short_names or None, lang=args.lang)
+    write_output(table.render(fmt, slides=args.slides, standalone=args.standalone), args.output)
+
+
+def add_table_parser(sub):
+    from .table import ALL_COLUMNS, COLUMNS, LANGUAGES
+    table = sub.add_parser("table", help="annotated shape table of a configuration (meta device: "
+                                         "shapes without weights)",
+                           description="The annotated shape table: each traced tensor's seed step, "
+                                       "name, symbolic and concrete shape, how the numbers arise "
+                                       "and a note.")
+    _config_options(table)
+    table.add_argument("--format", choices=FORMATS, default=None, help="md (default), html, csv, json "
+                       "or latex (the default with --slides)")
+    table.add_argument("--output", "-o", help="write to this file instead of standard output")
+    table.add_argument("--collapse", dest="collapse", action="store_true", default=None,
+                       help="one row for repeated layers with the same shape (default for md/html/latex)")
+    table.add_argument("--no-collapse", dest="collapse", action="store_false",
+                       help="one row per traced tensor (default for csv/json)")
+    table.add_argument("--modules", action="store_true", help="also list every module call")
+    pick = table.add_argument_group("what to show")
+    pick.add_argument("--columns", type=_columns, metavar="A,B,...",
+                      help=f"columns in this order, from {','.join(ALL_COLUMNS)} "
+                           f"(default {','.join(COLUMNS)})")
+    pick.add_argument("--steps", nargs="+", metavar="STEP",
+                      help="rows of these seed steps: 3.4, 3 (every 3.x), 'dec 3.3' (the decoder's)")
+    pick.add_argument("--only", nargs="+", metavar="GLOB",
+                      help="rows whose name matches: '*.encoder.layers.*', or a part of a name")
+    pick.add_argument("--short-names", action="store_true",
+                      help="drop the module path where the rest of the name is unique")
+    pick.add_argument("--lang", choices=LANGUAGES, default="en",
+                      help="language of step labels, notes and headers (zh: Chinese; both)")
+    docs = table.add_argument_group("slides and documents")
+    docs.add_argument("--slides", action="store_true",
+                      help="LaTeX beamer frames that fit 16:9, as many as the rows need")
+    docs.add_argument("--standalone", action="store_true",
+                      help="a complete document: LaTeX that compiles with pdflatex, or an HTML page")
+    table.set_defaults(func=run_table)
+
+
+# ---- summary ----------------------------------------------------------------------------------------
+def run_summary(args):
+    if args.output:
+        check_output(args.output)
+    from .summary import model_summary
+    write_output(model_summary(_config(args), depth=args.depth), args.output)
+
+
+def add_summary_parser(sub):
+    summary = sub.add_parser("summary", help="torchinfo summary of the model at a configuration")
+    _config_options(summary)
+    summary.add_argument("--depth", type=int, default=3, help="module nesting depth to show")
+    summary.add_argument("--output", "-o", help="write to this file instead of standard output")
+    summary.set_defaults(func=run_summary)
+
+
+# ---- diagram ----------------------------------------------------------------------------------------
+def run_diagram(args):
+    target = check_output(args.output, DIAGRAM_FORMATS)
+    from ..viz.diagram import save_diagram
+    from .shape_only import trace_shapes
+    figure_trace = trace_shapes(_config(args))
+    _replace_atomically(target, lambda tmp: save_diagram(figure_trace, tmp, dpi=args.dpi))
+    print(f"wrote {args.output}", file=sys.stderr)
+
+
+def add_diagram_parser(sub):
+    diagram = sub.add_parser("diagram", help="the architecture on one page with live shapes "
+                                             "(svg, pdf or png)")
+    _config_options(diagram)
+    diagram.add_argument("--output", "-o", required=True, metavar="FILE",
+                         help="arch.svg, arch.pdf or arch.png (the suffix picks the format)")
+    diagram.add_argument("--dpi", type=int, default=200, help="resolution of a png (default 200)")
+    diagram.set_defaults(func=run_diagram)
+
+
+def add_parser(sub):
+    """Register `table`, `summary` and `diagram` on an argparse `subparsers`."""
+    add_table_parser(sub)
+    add_summary_parser(sub)
+    add_diagram_parser(sub)
