@@ -213,3 +213,11 @@ def test_batched_costs_equal_the_per_image_costs():
         assert torch.equal(mask_targets[start:start + counts[b]], targets[b]["masks"][g])
         assert labels[b, q].tolist() == targets[b]["labels"][g].tolist()
     assert (labels[1] == K - 1).all()                                  # image without objects: all no-object
+
+
+def test_training_exports_the_point_sampling_functions_not_their_module():
+    import importlib
+    import m2f_teach.training.criterion  # noqa: F401  (imports the point_sample module first)
+    training = importlib.import_module("m2f_teach.training")
+    assert callable(training.point_sample) and callable(training.get_uncertain_point_coords_with_randomness)
+    assert training.Mask2FormerCriterion.__name__ == "Mask2FormerCriterion"

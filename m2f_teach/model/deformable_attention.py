@@ -84,7 +84,7 @@ def multi_scale_deformable_attn(value: torch.Tensor, spatial_shapes: list[tuple[
     # (b·S + level_start_l + y·W_l + x)·nH + h   (int32 indices: half the memory traffic)
     index = dict(device=device, dtype=torch.int32)
     widths = torch.tensor([w for _, w in spatial_shapes], **index).view(L, 1)  # (L, 1)
-    level_start = torch.tensor(level_start_index, **index).view(L, 1)          # (L, 1)
+    level_start = torch.as_tensor(level_start_index, **index).view(L, 1)       # (L, 1)
     pixel_index = level_start + y0.int() * widths + x0.int()                   # (B, S_q, nH, L, P)
     batch_start = (torch.arange(B, **index) * S).view(B, 1, 1, 1, 1)          # (B, 1, 1, 1, 1)
     head = torch.arange(nH, **index).view(nH, 1, 1)                            # (nH, 1, 1)

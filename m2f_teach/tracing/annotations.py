@@ -91,7 +91,7 @@ def derivation(record, symbols: dict, spatial_shapes: list) -> str:
             parts.append(f"S = {terms} = {sizes['S']}")
         elif token == "S_q" and spatial_shapes:
             terms = " + ".join(f"{h}·{w}" for h, w in spatial_shapes)
-            parts.append(f"S_q = S = {terms} = {sizes['S_q']} (every token is a query of the encoder)")
+            parts.append(f"S_q = S = {terms} = {sizes['S_q']}")
         elif token == "K" and "K" in sizes:
             parts.append(f"K = {sizes['K'] - 1} classes + 1 = {sizes['K']}")
         elif token == "Hm":

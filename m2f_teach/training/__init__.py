@@ -1,12 +1,15 @@
 """The training path: point sampling, Hungarian matching, losses and the training loop.
 
-The names below load on first use: the matcher needs scipy, which a command that only builds
-its parser (`python -m m2f_teach table` registers `train`) should not wait for.
+The criterion and the matcher load on first use: the matcher needs scipy, which a command that
+only builds its parser (`python -m m2f_teach table` registers `train`) should not wait for.
+Point sampling needs torch alone and is imported at once (its module and its function share the
+name `point_sample`, so the function must be bound here before anything imports the module).
 """
 import importlib
 
-_HOMES = {"Mask2FormerCriterion": "criterion", "HungarianMatcher": "matcher",
-          "point_sample": "point_sample", "get_uncertain_point_coords_with_randomness": "point_sample"}
+from .point_sample import get_uncertain_point_coords_with_randomness, point_sample
+
+_HOMES = {"Mask2FormerCriterion": "criterion", "HungarianMatcher": "matcher"}
 
 __all__ = ["Mask2FormerCriterion", "HungarianMatcher", "point_sample",
            "get_uncertain_point_coords_with_randomness"]
