@@ -26,3 +26,19 @@ def small_model(small_config):
 def small_images(small_config):
     g = torch.Generator().manual_seed(1)
     return torch.randn(small_config.batch_size, 3, *small_config.image_size, generator=g)
+
+
+def _cli_status(args) -> int:
+    """`python -m m2f_teach ARGS` in this process: its exit status."""
+    from m2f_teach.__main__ import main
+    try:
+        main(args)
+    except SystemExit as exit:
+        return exit.code
+    return 0
+
+
+@pytest.fixture(scope="session")
+def cli():
+    """Run the command line in-process and return its exit status: `cli(["table", ...])`."""
+    return _cli_status

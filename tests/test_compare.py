@@ -6,19 +6,12 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 import pytest
 import torch
 
-from m2f_teach.__main__ import main
 from m2f_teach.convert.compare import compare_stages, image_tensor, mmdet_comparison, render
 from m2f_teach.convert.hf_reference import hf_resnet_config, hf_stages, our_stages, random_hf_model
 
 STAGES = 4 + 1 + 3 + 1 + 9 + 10 + 10
 
 
-def cli(args) -> int:
-    try:
-        main(args)
-    except SystemExit as exit:
-        return exit.code
-    return 0
 
 
 @pytest.fixture(scope="module")
@@ -27,7 +20,7 @@ def hf_model():
     return random_hf_model(hf_resnet_config(), seed=0)
 
 
-def test_cli_on_a_converted_hf_folder(hf_model, tmp_path, capsys):
+def test_cli_on_a_converted_hf_folder(cli, hf_model, tmp_path, capsys):
     hf_model.save_pretrained(tmp_path / "hf")
     from PIL import Image
     from m2f_teach.data import draw_sample
@@ -71,7 +64,7 @@ def test_against_mmdetection_itself():
     assert len(rows) == STAGES and all(r["ok"] for r in rows), [r for r in rows if not r["ok"]]
 
 
-def test_bad_arguments_are_one_line(tmp_path, capsys):
+def test_bad_arguments_are_one_line(cli, tmp_path, capsys):
     assert cli(["compare", "--mmdet", str(tmp_path / "w.pth")]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "--config" in err

@@ -18,6 +18,7 @@ import torch
 from m2f_teach import M2FConfig, Mask2Former
 from m2f_teach.convert import ConversionError, config_from_mmdet, from_mmdet, read_state_dict
 from m2f_teach.convert.hf_reference import max_abs_diffs, our_stages, randomize_batchnorm_
+from m2f_teach.convert.compare import mmdet_stages
 from m2f_teach.convert.mmdet import state_dict_from_mmdet
 
 TOL = 1e-4
@@ -109,43 +110,6 @@ def shrunk_mmdet_config(Config, mmdet, C=64, queries=20):
     layer.self_attn_cfg.embed_dims = layer.cross_attn_cfg.embed_dims = C
     layer.ffn_cfg.update(embed_dims=C, feedforward_channels=128)
     return cfg
-
-
-@torch.no_grad()
-def mmdet_stages(model, images):
-    out, handles = {}, []
-    head = model.panoptic_head
-
-    def on_encoder(module, args, output):
-        out["panoptic_head.pixel_decoder.memory"] = output.transpose(0, 1)              # (S, B, C)
-
-    def on_pixel_decoder(module, args, output):
-        mask_features, memories = output
-        out["panoptic_head.pixel_decoder.mask_features"] = mask_features
-        for i, m in enumerate(memories):
-            out[f"panoptic_head.pixel_decoder.multi_scale_memories.{i}"] = m
-
-    def on_layer(i):
-        def hook(module, args, kwargs):
-            out[f"panoptic_head.transformer_decoder.layers.{i}.attn_mask"] = kwargs["cross_attn_mask"]
-        return hook
-
-    handles.append(head.pixel_decoder.encoder.register_forward_hook(on_encoder))
-    handles.append(head.pixel_decoder.register_forward_hook(on_pixel_decoder))
-    for i, layer in enumerate(head.transformer_decoder.layers):
-        handles.append(layer.register_forward_pre_hook(on_layer(i), with_kwargs=True))
-    try:
-        feats = model.extract_feat(images)
-        cls_pred_list, mask_pred_list = head(feats, None)
-    finally:
-        for h in handles:
-            h.remove()
-    for i, f in enumerate(feats):
-        out[f"backbone.feats.{i}"] = f
-    for j, (c, m) in enumerate(zip(cls_pred_list, mask_pred_list)):
-        out[f"panoptic_head.cls_pred.{j}"] = c
-        out[f"panoptic_head.mask_pred.{j}"] = m
-    return out
 
 
 @pytest.fixture(scope="module")

@@ -8,19 +8,12 @@ import pytest
 import torch
 
 from m2f_teach import M2FConfig, Mask2Former
-from m2f_teach.__main__ import main
 from m2f_teach.convert import save_checkpoint
 from m2f_teach.export import check_onnx, check_program, export_onnx, export_program
 
 TOL = 1e-4
 
 
-def cli(args) -> int:
-    try:
-        main(args)
-    except SystemExit as exit:
-        return exit.code
-    return 0
 
 
 @pytest.fixture(scope="module")
@@ -55,7 +48,7 @@ def test_pt2_program_runs_like_pytorch(tiny, tmp_path):
         assert check_program(path, tiny, images(batch)) <= TOL
 
 
-def test_cli_exports_converted_weights_and_checks_them(tiny, tmp_path, capsys):
+def test_cli_exports_converted_weights_and_checks_them(cli, tiny, tmp_path, capsys):
     pytest.importorskip("onnxruntime")
     weights = save_checkpoint(tiny, tmp_path / "tiny.safetensors")
     out = tmp_path / "tiny.onnx"
@@ -71,7 +64,7 @@ def test_cli_exports_converted_weights_and_checks_them(tiny, tmp_path, capsys):
     (["--format", "onnx", "-o", "m.pt2"], "expected a .onnx file name"),
     (["--format", "onnx", "--image-size", "100", "100", "-o", "m.onnx"], "multiples of 32"),
     (["--format", "pt2", "--weights", "missing.safetensors", "-o", "m.pt2"], "no checkpoint at missing.safetensors")])
-def test_bad_arguments_are_one_line(tmp_path, capsys, monkeypatch, args, expected):
+def test_bad_arguments_are_one_line(cli, tmp_path, capsys, monkeypatch, args, expected):
     monkeypatch.chdir(tmp_path)
     assert cli(["export", *args]) == 1
     err = capsys.readouterr().err

@@ -16,7 +16,6 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from m2f_teach.__main__ import main
 from m2f_teach.data import TEST_SEED, draw_sample
 from m2f_teach.predict import Predictor, postprocess, predict, preprocess, rle, to_json
 from m2f_teach.predict.preprocess import COCO_TEST_SCALE, rescale_size
@@ -68,13 +67,6 @@ def import_mmdet():
     ext_loader.load_ext = lambda name, funcs: types.SimpleNamespace(**{f: None for f in funcs})
 
 
-def cli(args) -> int:
-    """`python -m m2f_teach ARGS`: its exit status."""
-    try:
-        main(args)
-    except SystemExit as exit:
-        return exit.code
-    return 0
 
 
 @pytest.fixture(scope="module")
@@ -287,7 +279,7 @@ def write_png(path, array):
     return str(path)
 
 
-def test_cli_writes_overlay_and_json(tmp_path, capsys):
+def test_cli_writes_overlay_and_json(cli, tmp_path, capsys):
     sample = shapes_image(0)
     image = write_png(tmp_path / "shapes.png", sample["image"])
     for task in ("instance", "semantic", "panoptic"):
@@ -303,7 +295,7 @@ def test_cli_writes_overlay_and_json(tmp_path, capsys):
     assert "ring" in capsys.readouterr().out
 
 
-def test_cli_on_converted_hf_weights_uses_stored_names(tmp_path, capsys):
+def test_cli_on_converted_hf_weights_uses_stored_names(cli, tmp_path, capsys):
     """A converted random-init HF model with COCO names: the names come from the checkpoint;
     80 COCO names are things, so panoptic runs; with placeholder names it refuses panoptic."""
     pytest.importorskip("transformers")
@@ -329,7 +321,7 @@ def test_cli_on_converted_hf_weights_uses_stored_names(tmp_path, capsys):
 @pytest.mark.parametrize("case,expected", [
     ("missing", "no such image file"), ("gray", "mode L"), ("rgba", "mode RGBA"),
     ("corrupt", "cannot read it as an image"), ("tiny", "at least 32"), ("task", "unknown task 'depth'")])
-def test_bad_input_is_one_line_naming_it(tmp_path, capsys, case, expected):
+def test_bad_input_is_one_line_naming_it(cli, tmp_path, capsys, case, expected):
     from PIL import Image
     image = shapes_image(0)["image"]
     paths = {"missing": tmp_path / "missing.png", "gray": tmp_path / "gray.png", "rgba": tmp_path / "rgba.png",
