@@ -154,6 +154,9 @@ class Layout:
     def __init__(self, table, width: float, size: float = 8.0, line: float = 9.5):
         columns = table.columns
         self.size, self.line = size, line
+        # CJK glyphs sit a little higher and deeper than Latin ones, so a frame of Chinese rows
+        # runs a fraction of a point taller than the line count says: keep one line spare
+        self.spare_lines = 1 if _chinese(table) else 0
         usable = width - 2 * TABCOLSEP_PT * (len(columns) - 1)
         texts = [[table.cell(r, c) for r in table.rows] + [table.header(c)] for c in columns]
         pieces = [[_piece_widths(t, c, size) for t in texts[i]] for i, c in enumerate(columns)]
@@ -201,7 +204,7 @@ class Layout:
 
     def frames(self, rows) -> list[list]:
         """`rows` split into frames whose estimated height fits a 16:9 frame."""
-        budget = int(SLIDE_HEIGHT_PT / self.line) - self.header_lines
+        budget = int(SLIDE_HEIGHT_PT / self.line) - self.header_lines - self.spare_lines
         frames, current, used = [], [], 0
         for row, need in zip(rows, self.row_lines):
             if current and used + need > budget:
