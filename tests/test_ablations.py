@@ -82,3 +82,16 @@ def test_without_masked_attention_cross_attention_sees_every_pixel(small_model, 
         on, off = small_model(small_images), model(small_images)
     assert torch.equal(on[0][0], off[0][0])
     assert not torch.allclose(on[0][1], off[0][1])
+
+
+def test_switches_trace_on_meta_and_reach_the_cli():
+    from m2f_teach.__main__ import build_parser, config_from_args
+    from m2f_teach.tracing import trace_shapes
+    args = build_parser().parse_args(["table", "--preset", "small", "--masked-attention", "false",
+                                      "--reset-all-blocked", "off"])
+    config = config_from_args(args)
+    assert config.masked_attention is False and config.reset_all_blocked is False
+    names = trace_shapes(config).names()
+    assert "panoptic_head.all_blocked.0" in names
+    assert not any(n.endswith(".attn_mask") and ".layers." in n for n in names)
+    assert any(n.endswith(".layers.0.attn_mask") for n in trace_shapes(M2FConfig.small()).names())
