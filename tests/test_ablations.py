@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from m2f_teach import M2FConfig, Mask2Former
-from m2f_teach.model.transformer_decoder import all_blocked_rows, attention_mask, reset_all_blocked
+from m2f_teach.model.transformer_decoder import all_blocked_rows, reset_all_blocked
 from m2f_teach.tracing import trace
 
 
