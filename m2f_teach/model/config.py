@@ -42,6 +42,9 @@ class M2FConfig:
     out_channels: int = 256        # mask-feature channels
     # positional encoding (num_pos_feats = C / 2 per axis)
     temperature: float = 10000.0
+    # ablation switches: True is what Mask2Former does; False is an experiment (notebook 11)
+    reset_all_blocked: bool = True   # False: an empty-mask query's row stays all-blocked: softmax NaN
+    masked_attention: bool = True    # False: plain cross-attention, every pixel visible (no Eq. 2)
 
     def __post_init__(self):
         self.image_size = _int_tuple("image_size", self.image_size, "(H, W)")
@@ -123,8 +126,9 @@ class M2FConfig:
             value = getattr(self, name)
             need(isinstance(value, int) and not isinstance(value, bool) and value > 0,
                  f"{name} must be a positive integer, got {value!r}")
-        need(isinstance(self.frozen_backbone_norm, bool),
-             f"frozen_backbone_norm must be True or False, got {self.frozen_backbone_norm!r}")
+        for name in ("frozen_backbone_norm", "reset_all_blocked", "masked_attention"):
+            need(isinstance(getattr(self, name), bool),
+                 f"{name} must be True or False, got {getattr(self, name)!r}")
         T = self.temperature
         need(isinstance(T, (int, float)) and not isinstance(T, bool) and math.isfinite(T) and T > 0,
              f"temperature must be a finite number > 0 (the sine encoding divides by T^(2i/F)), got {T!r}")

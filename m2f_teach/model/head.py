@@ -108,7 +108,10 @@ class Mask2FormerHead(nn.Module):
         for i in range(self.num_decoder_layers):
             level_idx = i % self.num_levels                               # dec 3.1: the level cycle
             all_blocked = tap(all_blocked_rows(attn_mask), "all_blocked", "B*nH Q", index=i)  # (B·nH, Q)
-            attn_mask = reset_all_blocked(attn_mask, all_blocked)         # (B·nH, Q, H_l·W_l)
+            if self.config.reset_all_blocked:                             # ablation switch, on by default
+                attn_mask = reset_all_blocked(attn_mask, all_blocked)     # (B·nH, Q, H_l·W_l)
+            if not self.config.masked_attention:                          # ablation: plain cross-attention
+                attn_mask = None
             layer = self.transformer_decoder.layers[i]
             query_feat = layer(query_feat, decoder_inputs[level_idx], decoder_inputs[level_idx],
                                query_embed, decoder_positional_encodings[level_idx], attn_mask,

@@ -150,7 +150,8 @@ class MaskedAttentionDecoderLayer(nn.Module):
         self.tap = Tap()
 
     def forward(self, query, key, value, query_pos, key_pos, attn_mask, level=None):
-        attn_mask = self.tap(attn_mask, "attn_mask", "B*nH Q H_l*W_l", level=level)
+        if attn_mask is not None:          # None only with `masked_attention=False` (an ablation)
+            attn_mask = self.tap(attn_mask, "attn_mask", "B*nH Q H_l*W_l", level=level)
         query = self.cross_attn(query, key, value, query_pos, key_pos, attn_mask, level)  # (Q, B, C)
         query = self.norms[0](query)
         query = self.self_attn(query, query, query, query_pos, query_pos)           # (Q, B, C), no mask
