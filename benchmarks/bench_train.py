@@ -31,7 +31,8 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 import torch  # noqa: E402
 
 from m2f_teach.convert import from_hf  # noqa: E402
-from m2f_teach.convert.hf_reference import hf_resnet_config, random_hf_model, seed_hf_config  # noqa: E402
+from m2f_teach.convert.hf_reference import (hf_predictions, hf_resnet_config, random_hf_model,  # noqa: E402
+                                            seed_hf_config)
 from m2f_teach.data.shapes import ShapesDataset, collate  # noqa: E402
 from m2f_teach.model import M2FConfig, Mask2Former  # noqa: E402
 from m2f_teach.training.criterion import Mask2FormerCriterion, num_points_for, total_loss  # noqa: E402
@@ -129,9 +130,7 @@ def seed_forward(device, batch, repeats):
     images = torch.randn(batch, 3, 1024, 1024, generator=torch.Generator().manual_seed(0)).to(device)
 
     def run_hf():
-        out = hf.model(pixel_values=images, output_hidden_states=True, return_dict=True)
-        cls = [hf.class_predictor(x.transpose(0, 1)) for x in out.transformer_decoder_intermediate_states]
-        return cls, list(out.masks_queries_logits)
+        return hf_predictions(hf, images)
 
     times = {"ours": [], "hf": []}
     with torch.inference_mode():

@@ -22,7 +22,8 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 import torch  # noqa: E402
 
 from m2f_teach.convert import from_hf  # noqa: E402
-from m2f_teach.convert.hf_reference import hf_resnet_config, random_hf_model, seed_hf_config  # noqa: E402
+from m2f_teach.convert.hf_reference import (hf_predictions, hf_resnet_config, random_hf_model,  # noqa: E402
+                                            seed_hf_config)
 
 
 def sync(device):
@@ -60,9 +61,7 @@ def main(argv=None):
         return ours(images)
 
     def run_hf():
-        out = hf.model(pixel_values=images, output_hidden_states=True, return_dict=True)
-        cls = [hf.class_predictor(x.transpose(0, 1)) for x in out.transformer_decoder_intermediate_states]
-        return cls, list(out.masks_queries_logits)
+        return hf_predictions(hf, images)
 
     times = {"ours": [], "hf": []}
     with torch.inference_mode():

@@ -68,6 +68,15 @@ def random_hf_model(hf_config, seed: int = 0):
     return model
 
 
+def hf_predictions(hf_model, images: torch.Tensor) -> tuple[list, list]:
+    """HF's ten predictions as ours returns them: class logits `(B, Q, K)` and mask logits
+    `(B, Q, Hm, Wm)` of the input-independent query and of every decoder layer."""
+    result = hf_model.model(pixel_values=images, output_hidden_states=True, return_dict=True)
+    cls_pred_list = [hf_model.class_predictor(x.transpose(0, 1))                      # (B, Q, K)
+                     for x in result.transformer_decoder_intermediate_states]
+    return cls_pred_list, list(result.masks_queries_logits)
+
+
 @torch.no_grad()
 def hf_stages(hf_model, images: torch.Tensor) -> dict[str, torch.Tensor]:
     """Run HF's model on `images (B, 3, H, W)`; its intermediates under our trace names."""
