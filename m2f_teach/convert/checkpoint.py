@@ -35,8 +35,7 @@ def save_checkpoint(model: Mask2Former, path: str | os.PathLike, class_names=Non
     stuff, mmdetection's convention) travel in the metadata too, for `python -m m2f_teach predict`.
     """
     path = Path(path)
-    metadata = {"format": FORMAT, "m2f_teach.config": json.dumps(dataclasses.asdict(model.config))}
-    metadata.update(_label_metadata(model.config.num_classes, class_names, num_things))
+    metadata = checkpoint_metadata(model.config, class_names, num_things)
     if isinstance(model.backbone, HFBackbone):
         metadata["m2f_teach.hf_backbone"] = model.backbone.backbone_config_json()
     # safetensors refuses tensors that share memory: clone and make each contiguous
@@ -49,6 +48,12 @@ def save_checkpoint(model: Mask2Former, path: str | os.PathLike, class_names=Non
     finally:
         tmp.unlink(missing_ok=True)
     return path
+
+
+def checkpoint_metadata(config, class_names=None, num_things: int | None = None) -> dict[str, str]:
+    """The safetensors metadata `load_checkpoint` reads: format, config and the class names."""
+    metadata = {"format": FORMAT, "m2f_teach.config": json.dumps(dataclasses.asdict(config))}
+    return metadata | _label_metadata(config.num_classes, class_names, num_things)
 
 
 def _label_metadata(num_classes: int, class_names, num_things) -> dict[str, str]:

@@ -4,24 +4,43 @@ Every widget is an `Explorer` (controls + a picture redrawn from the cached trac
 run per move); every picture a widget shows can also be drawn by a plain function, which is
 what the tests call.
 """
-from .cross_attention import (colour_bar, cross_attention_data, cross_attention_explorer, matched_queries,
-                              plot_cross_attention, plot_self_attention)
-from .decoder import attention_mask_data, attention_mask_explorer, blocked_rows, plot_attention_mask
-from .deformable import (deformable_explorer, plot_initial_ring, plot_sampling_points, query_index,
-                         sampling_points)
-from .deformable_by_hand import (bilinear_corners, bilinear_sample, pixel_inside, plot_bilinear_cell,
-                                 plot_sampling_overview)
-from .diagram import architecture_diagram
-from .explorer import DPI, Explorer, new_figure
-from .features import feature_browser, plot_feature_channel, plot_feature_levels
-from .glossary import glossary, glossary_text
-from .images import denormalise, normalise, sample_photo, shapes_image
-from .notes import weights_note
-from .positional import plot_positional_channel, plot_positional_channels, positional_browser
-from .predictions import (instance_predictions, plot_deep_supervision, plot_instances,
-                          prediction_explorer)
-from .reference_points import plot_reference_grid, reference_browser
-from .training import plot_history, plot_stages
+
+import importlib
+
+# module → the names it defines; imported on first use, so that `train` (which only plots
+# its loss) does not import the widgets' ipywidgets
+_MODULES = {
+    "cross_attention": ("colour_bar", "cross_attention_data", "cross_attention_explorer", "matched_queries",
+        "plot_cross_attention", "plot_self_attention",),
+    "decoder": ("attention_mask_data", "attention_mask_explorer", "blocked_rows", "plot_attention_mask",),
+    "deformable": ("deformable_explorer", "plot_initial_ring", "plot_sampling_points", "query_index",
+        "sampling_points",),
+    "deformable_by_hand": ("bilinear_corners", "bilinear_sample", "pixel_inside", "plot_bilinear_cell",
+        "plot_sampling_overview",),
+    "diagram": ("architecture_diagram",),
+    "explorer": ("DPI", "Explorer", "new_figure",),
+    "features": ("feature_browser", "plot_feature_channel", "plot_feature_levels",),
+    "glossary": ("glossary", "glossary_text",),
+    "images": ("denormalise", "normalise", "sample_photo", "shapes_image",),
+    "notes": ("weights_note",),
+    "positional": ("plot_positional_channel", "plot_positional_channels", "positional_browser",),
+    "predictions": ("instance_predictions", "plot_deep_supervision", "plot_instances", "prediction_explorer",),
+    "reference_points": ("plot_reference_grid", "reference_browser",),
+    "training": ("plot_history", "plot_stages",),
+}
+_WHERE = {name: module for module, names in _MODULES.items() for name in names}
+
+
+def __getattr__(name):
+    if name not in _WHERE:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{_WHERE[name]}", __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_WHERE))
 
 __all__ = [
     "DPI", "Explorer", "new_figure", "architecture_diagram", "glossary", "glossary_text",
