@@ -45,7 +45,10 @@ def conv_gn(in_channels, out_channels, kernel_size, num_groups, bias, relu=False
 
 class MSDeformAttnPixelDecoder(nn.Module):
     """`feats`: list of `(B, C_i, H/s_i, W/s_i)` at strides (4, 8, 16, 32) →
-    `mask_features (B, C_m, Hm, Wm)` and `multi_scale_memories`: L maps `(B, C, H_l, W_l)`."""
+    `mask_features (B, C_m, Hm, Wm)` and `multi_scale_memories`: L maps `(B, C, H_l, W_l)`.
+
+    With `config.deformable_encoder=False` (an ablation) it is FPN only: `encoder`,
+    `positional_encoding` and `level_encoding` are None and the projected maps skip step 3.3."""
 
     def __init__(self, config: M2FConfig):
         super().__init__()
@@ -131,7 +134,7 @@ class MSDeformAttnPixelDecoder(nn.Module):
 
         if self.encoder is None:
             # ablation (deformable_encoder=False), an FPN-only pixel decoder: no positions, no
-            # encoder (3.3); the projected maps themselves are the memory that 3.5 splits
+            # encoder (3.3, so no `memory` tap); the projected maps are what 3.5 splits
             memory = tap(torch.cat(encoder_input_list, dim=0), "encoder_inputs", "S B C")  # (S, B, C)
         else:
             # 2.2 concatenate the levels
@@ -157,7 +160,7 @@ class MSDeformAttnPixelDecoder(nn.Module):
             # 3.3 the encoder
             memory = self.encoder(encoder_inputs, level_positional_encodings, reference_points,
                                   spatial_shapes, level_start_index, key_padding_mask=padding_masks)  # (S, B, C)
-        memory = tap(memory, "memory", "S B C")
+            memory = tap(memory, "memory", "S B C")
 
         # 3.5 split back into maps. The seed leaves out this permute: split needs S last.
         memory = memory.permute(1, 2, 0)                                                     # (B, C, S)
