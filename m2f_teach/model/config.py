@@ -31,7 +31,7 @@ class M2FConfig:
     num_heads: int = 8             # nH
     num_levels: int = 3            # L, encoder levels, the lowest resolutions of the backbone (at most all)
     num_points: int = 4            # P
-    num_encoder_layers: int = 6
+    num_encoder_layers: int = 6    # deformable encoder layers, at least 1 (unused if not deformable_encoder)
     encoder_ffn_channels: int = 1024
     num_groups: int = 32           # GroupNorm groups
     # transformer decoder
@@ -45,6 +45,8 @@ class M2FConfig:
     # ablation switches: True is what Mask2Former does; False is an experiment (notebook 11)
     reset_all_blocked: bool = True   # False: an empty-mask query's row stays all-blocked: softmax NaN
     masked_attention: bool = True    # False: plain cross-attention, every pixel visible (no Eq. 2)
+    deformable_encoder: bool = True  # False: FPN-only pixel decoder: no encoder, the projected maps
+                                     # go straight to the split and the FPN (Mask2Former issue #1)
 
     def __post_init__(self):
         self.image_size = _int_tuple("image_size", self.image_size, "(H, W)")
@@ -119,6 +121,15 @@ class M2FConfig:
         need(H > 0 and W > 0 and H % 32 == 0 and W % 32 == 0,
              f"image_size must be positive multiples of 32 (the backbone's stride), got {H}×{W}; "
              f"try {max(32, round(H / 32) * 32)}×{max(32, round(W / 32) * 32)}")
+        for name in ("frozen_backbone_norm", "reset_all_blocked", "masked_attention", "deformable_encoder"):
+            need(isinstance(getattr(self, name), bool),
+                 f"{name} must be True or False, got {getattr(self, name)!r}")
+        need(type(self.num_encoder_layers) is not int or self.num_encoder_layers != 0,
+             "num_encoder_layers must be a positive integer, got 0; "
+             + ("it is unused while deformable_encoder=False, leave it at its default"
+                if not self.deformable_encoder else
+                "for a pixel decoder without the deformable encoder (FPN only) set "
+                "deformable_encoder=False instead"))
         for name in ("batch_size", "in_channels", "feat_channels", "num_heads", "num_levels",
                      "num_points", "num_queries", "num_classes", "num_encoder_layers",
                      "num_decoder_layers", "encoder_ffn_channels", "decoder_ffn_channels",
@@ -126,9 +137,6 @@ class M2FConfig:
             value = getattr(self, name)
             need(isinstance(value, int) and not isinstance(value, bool) and value > 0,
                  f"{name} must be a positive integer, got {value!r}")
-        for name in ("frozen_backbone_norm", "reset_all_blocked", "masked_attention"):
-            need(isinstance(getattr(self, name), bool),
-                 f"{name} must be True or False, got {getattr(self, name)!r}")
         T = self.temperature
         need(isinstance(T, (int, float)) and not isinstance(T, bool) and math.isfinite(T) and T > 0,
              f"temperature must be a finite number > 0 (the sine encoding divides by T^(2i/F)), got {T!r}")

@@ -10,6 +10,13 @@ Seed step 2: `mask_features, multi_scale_memories = self.pixel_decoder(feats)`.
 4. (3.5) Split `memory` back into L maps `(B, C, H_l, W_l)`.
 5. (3.6) FPN: add the lateral 1×1 of the stride-4 map to the upsampled last map, 3×3 conv,
    then a 1×1 conv → `mask_features (B, C, H/4, W/4)`.
+
+Ablation `deformable_encoder=False` (off by default): an FPN-only pixel decoder, the speed-up
+asked about in Mask2Former issue #1. Step 3 is skipped: the projected maps of step 1,
+concatenated to `(S, B, C)`, are the `memory` that step 4 splits and step 5 fuses, exactly as
+the encoder's output would be. No encoder is built (no `encoder.*` weights), and neither is
+what only the encoder uses: the level embedding (no `level_encoding.weight`), the positional
+encoding, the padding masks, the reference points and the valid ratios.
 """
 from __future__ import annotations
 
@@ -38,7 +45,10 @@ def conv_gn(in_channels, out_channels, kernel_size, num_groups, bias, relu=False
 
 class MSDeformAttnPixelDecoder(nn.Module):
     """`feats`: list of `(B, C_i, H/s_i, W/s_i)` at strides (4, 8, 16, 32) →
-    `mask_features (B, C_m, Hm, Wm)` and `multi_scale_memories`: L maps `(B, C, H_l, W_l)`."""
+    `mask_features (B, C_m, Hm, Wm)` and `multi_scale_memories`: L maps `(B, C, H_l, W_l)`.
+
+    With `config.deformable_encoder=False` (an ablation) it is FPN only: `encoder`,
+    `positional_encoding` and `level_encoding` are None and the projected maps skip step 3.3."""
 
     def __init__(self, config: M2FConfig):
         super().__init__()
@@ -51,11 +61,14 @@ class MSDeformAttnPixelDecoder(nn.Module):
         self.input_convs = nn.ModuleList(
             conv_gn(config.backbone_channels[self.num_input_levels - i - 1], C, 1, G, bias=True)
             for i in range(self.num_levels))
-        self.encoder = DeformableEncoder(config)
-        # the seed (and mmdet) spell it `postional_encoding`; it holds no weights, so the
-        # right spelling changes no state-dict key
-        self.positional_encoding = SinePositionalEncoding(config.num_pos_feats, config.temperature)
-        self.level_encoding = nn.Embedding(self.num_levels, C)
+        if config.deformable_encoder:
+            self.encoder = DeformableEncoder(config)
+            # the seed (and mmdet) spell it `postional_encoding`; it holds no weights, so the
+            # right spelling changes no state-dict key
+            self.positional_encoding = SinePositionalEncoding(config.num_pos_feats, config.temperature)
+            self.level_encoding = nn.Embedding(self.num_levels, C)
+        else:   # ablation: FPN only; positions and level embeddings only serve the encoder
+            self.encoder = self.positional_encoding = self.level_encoding = None
         # FPN on the maps the encoder did not see (stride 4 only, at the seed)
         self.fpn_levels = list(range(self.num_input_levels - self.num_levels - 1, -1, -1))
         self.lateral_convs = nn.ModuleList()
@@ -76,6 +89,8 @@ class MSDeformAttnPixelDecoder(nn.Module):
             nn.init.kaiming_uniform_(conv.conv.weight, a=1)     # caffe2_xavier_init
         nn.init.kaiming_uniform_(self.mask_feature.weight, a=1)
         nn.init.zeros_(self.mask_feature.bias)
+        if self.encoder is None:   # ablation: FPN only, nothing more to initialise
+            return
         nn.init.normal_(self.level_encoding.weight)
         for layer in self.encoder.layers:
             for name, p in layer.named_parameters():
@@ -94,6 +109,11 @@ class MSDeformAttnPixelDecoder(nn.Module):
             feat_projected = self.input_convs[i](feat)                       # (B, C, H_l, W_l)
             tap(feat_projected, "feat_projected", "B C H_l W_l", index=i, level=i)
             h, w = feat.shape[-2:]
+            spatial_shapes.append((int(h), int(w)))
+            if self.encoder is None:   # ablation (deformable_encoder=False): no positions needed
+                # (B, C, H_l, W_l) -> (B, C, H_l·W_l) -> (H_l·W_l, B, C)
+                encoder_input_list.append(feat_projected.flatten(2).permute(2, 0, 1))  # (H_l·W_l, B, C)
+                continue
             # no padding: every pixel is real
             padding_mask_resized = feat.new_zeros((batch_size, h, w), dtype=torch.bool)  # (B, H_l, W_l)
             pos_embed = self.positional_encoding(padding_mask_resized, feat_projected.dtype)  # (B, C, H_l, W_l)
@@ -110,33 +130,37 @@ class MSDeformAttnPixelDecoder(nn.Module):
             encoder_input_list.append(feat_projected)
             padding_mask_list.append(padding_mask_resized)
             level_positional_encoding_list.append(level_pos_embed)
-            spatial_shapes.append((int(h), int(w)))
             reference_points_list.append(reference_points)
 
-        # 2.2 concatenate the levels
-        padding_masks = tap(torch.cat(padding_mask_list, dim=1), "padding_masks", "B S")      # (B, S)
-        encoder_inputs = tap(torch.cat(encoder_input_list, dim=0), "encoder_inputs", "S B C")  # (S, B, C)
-        level_positional_encodings = tap(torch.cat(level_positional_encoding_list, dim=0),
-                                         "level_positional_encodings", "S B C")             # (S, B, C)
-        # the levels' geometry, in one form from here on: (H_l, W_l) ints and where each level
-        # starts among the S tokens, (0, H_0·W_0, H_0·W_0 + H_1·W_1) = (0, 1024, 5120) at the seed
-        level_start_index = get_level_start_index(spatial_shapes)
-        device = encoder_inputs.device
-        tap(torch.as_tensor(spatial_shapes, dtype=torch.long, device=device), "spatial_shapes", "L 2")
-        tap(torch.as_tensor(level_start_index, dtype=torch.long, device=device), "level_start_index", "L")
-        reference_points = torch.cat(reference_points_list, dim=0)                           # (S, 2)
-        # (S, 2) -> (1, S, 1, 2) -> (B, S, L, 2): the same point for every image and level
-        reference_points = reference_points[None, :, None].repeat(batch_size, 1, self.num_levels, 1)  # (B, S, L, 2)
-        reference_points = tap(reference_points, "reference_points", "B S L 2")
-        # the fraction of each map that is real image: all ones, since nothing is padded, so
-        # the encoder never needs it (the seed spells it valid_radios)
-        valid_ratios = tap(reference_points.new_ones((batch_size, self.num_levels, 2)),
-                           "valid_ratios", "B L 2")
+        if self.encoder is None:
+            # ablation (deformable_encoder=False), an FPN-only pixel decoder: no positions, no
+            # encoder (3.3, so no `memory` tap); the projected maps are what 3.5 splits
+            memory = tap(torch.cat(encoder_input_list, dim=0), "encoder_inputs", "S B C")  # (S, B, C)
+        else:
+            # 2.2 concatenate the levels
+            padding_masks = tap(torch.cat(padding_mask_list, dim=1), "padding_masks", "B S")      # (B, S)
+            encoder_inputs = tap(torch.cat(encoder_input_list, dim=0), "encoder_inputs", "S B C")  # (S, B, C)
+            level_positional_encodings = tap(torch.cat(level_positional_encoding_list, dim=0),
+                                             "level_positional_encodings", "S B C")             # (S, B, C)
+            # the levels' geometry, in one form from here on: (H_l, W_l) ints and where each level
+            # starts among the S tokens, (0, H_0·W_0, H_0·W_0 + H_1·W_1) = (0, 1024, 5120) at the seed
+            level_start_index = get_level_start_index(spatial_shapes)
+            device = encoder_inputs.device
+            tap(torch.as_tensor(spatial_shapes, dtype=torch.long, device=device), "spatial_shapes", "L 2")
+            tap(torch.as_tensor(level_start_index, dtype=torch.long, device=device), "level_start_index", "L")
+            reference_points = torch.cat(reference_points_list, dim=0)                           # (S, 2)
+            # (S, 2) -> (1, S, 1, 2) -> (B, S, L, 2): the same point for every image and level
+            reference_points = reference_points[None, :, None].repeat(batch_size, 1, self.num_levels, 1)  # (B, S, L, 2)
+            reference_points = tap(reference_points, "reference_points", "B S L 2")
+            # the fraction of each map that is real image: all ones, since nothing is padded, so
+            # the encoder never needs it (the seed spells it valid_radios)
+            valid_ratios = tap(reference_points.new_ones((batch_size, self.num_levels, 2)),
+                               "valid_ratios", "B L 2")
 
-        # 3.3 the encoder
-        memory = self.encoder(encoder_inputs, level_positional_encodings, reference_points,
-                              spatial_shapes, level_start_index, key_padding_mask=padding_masks)  # (S, B, C)
-        memory = tap(memory, "memory", "S B C")
+            # 3.3 the encoder
+            memory = self.encoder(encoder_inputs, level_positional_encodings, reference_points,
+                                  spatial_shapes, level_start_index, key_padding_mask=padding_masks)  # (S, B, C)
+            memory = tap(memory, "memory", "S B C")
 
         # 3.5 split back into maps. The seed leaves out this permute: split needs S last.
         memory = memory.permute(1, 2, 0)                                                     # (B, C, S)
