@@ -12,6 +12,8 @@ traceback instead.
     python -m m2f_teach diagram --preset small -o arch.svg
     python -m m2f_teach convert --from hf ./mask2former-swin-tiny --output weights.safetensors
     python -m m2f_teach train --steps 100 --out artifacts/shapes.safetensors
+    python -m m2f_teach train --recipe lecture --out artifacts/lecture.safetensors   # ~30 min, 2 CPU cores
+    python -m m2f_teach ablate                         # each ablation with the lecture recipe
     python -m m2f_teach lab                            # JupyterLab on notebooks/ (or the table)
     python -m m2f_teach predict photo.png --task panoptic -o overlay.png --json results.json
     python -m m2f_teach export --format onnx -o m2f.onnx   # or --format pt2; checked after writing
@@ -28,8 +30,8 @@ import typing
 from .model.config import PRESETS, M2FConfig
 
 SUBCOMMAND_MODULES = ("m2f_teach.tracing.cli", "m2f_teach.convert.cli", "m2f_teach.training.train",
-                      "m2f_teach.lab", "m2f_teach.predict.cli", "m2f_teach.export.cli",
-                      "m2f_teach.convert.compare")
+                      "m2f_teach.training.ablate", "m2f_teach.lab", "m2f_teach.predict.cli",
+                      "m2f_teach.export.cli", "m2f_teach.convert.compare")
 
 
 def _add_config_arguments(parser: argparse.ArgumentParser):

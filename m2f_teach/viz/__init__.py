@@ -26,7 +26,7 @@ _MODULES = {
     "positional": ("plot_positional_channel", "plot_positional_channels", "positional_browser",),
     "predictions": ("instance_predictions", "plot_deep_supervision", "plot_instances", "prediction_explorer",),
     "reference_points": ("plot_reference_grid", "reference_browser",),
-    "training": ("plot_history", "plot_stages",),
+    "training": ("plot_history", "plot_stages", "LivePlot", "plot_ablations",),
 }
 _WHERE = {name: module for module, names in _MODULES.items() for name in names}
 
@@ -53,5 +53,5 @@ __all__ = [
     "colour_bar", "cross_attention_data", "cross_attention_explorer", "matched_queries", "plot_cross_attention",
     "plot_self_attention", "attention_mask_data", "blocked_rows", "plot_attention_mask", "attention_mask_explorer",
     "instance_predictions", "plot_instances", "plot_deep_supervision", "prediction_explorer",
-    "plot_history", "plot_stages",
+    "plot_history", "plot_stages", "LivePlot", "plot_ablations",
 ]

@@ -60,3 +60,82 @@ def plot_stages(stages):
     finish_validation(right, "training images seen (thousands)")
     figure.tight_layout()
     return figure
+
+
+class LivePlot:
+    """A loss and validation plot that redraws in a notebook while `train(args, on_log=...)` runs.
+
+        live = LivePlot(every=5)
+        train(args, on_log=live)        # the figure below the cell updates every 5th log
+        live.close()
+
+    Outside a notebook (no IPython display) it only keeps the last history.
+    """
+
+    def __init__(self, every: int = 5):
+        self.every, self.calls, self.history, self.handle, self.vals_drawn = every, 0, None, None, 0
+
+    def __call__(self, history):
+        """`train`'s `on_log`: redraw every `every`-th call and after each validation."""
+        self.history, self.calls = history, self.calls + 1
+        if self.calls % self.every == 0 or len(history["val"]) != self.vals_drawn:
+            self.draw()
+
+    def draw(self):
+        import matplotlib.pyplot as plt
+        try:
+            from IPython.display import display
+        except ImportError:
+            return
+        if not self.history or not self.history["step"]:
+            return
+        self.vals_drawn = len(self.history["val"])
+        figure = plot_history(self.history)
+        if self.handle is None:
+            self.handle = display(figure, display_id=True)
+        else:
+            self.handle.update(figure)
+        plt.close(figure)
+
+    def close(self):
+        """Draw the final state once more."""
+        self.draw()
+
+
+ABLATION_LABELS = {
+    "faithful": "faithful (seed 0)", "faithful_seed1": "faithful (seed 1)",
+    "no_reset": "no all-blocked reset", "no_masked_attention": "no masked attention",
+    "points_1": "1 sampling point", "encoder_3": "3 encoder layers",
+    "fpn_only": "FPN-only pixel decoder", "full_mask_loss": "full-mask loss",
+}
+
+
+def plot_ablations(results):
+    """The ablation runs side by side (`m2f_teach.training.ablate.shipped_results()`): each
+    variant's training loss, and its held-out class accuracy and mIoU as bars."""
+    import matplotlib.pyplot as plt
+
+    runs = results["runs"]
+    figure, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
+    for i, (name, run) in enumerate(runs.items()):
+        style = "-" if name.startswith("faithful") else "--"
+        steps, loss = run["history"]["step"], run["history"]["loss"]
+        smooth = [sum(loss[max(0, k - 4):k + 1]) / len(loss[max(0, k - 4):k + 1]) for k in range(len(loss))]
+        left.plot(steps, smooth, style, color=f"C{i}", linewidth=1.0, label=ABLATION_LABELS.get(name, name))
+    left.set_yscale("log")
+    left.set_xlabel("step")
+    left.set_title("training loss (10 predictions, mean of 5 logs)")
+    left.legend(fontsize=7)
+    names = [n for n in runs if "test" in runs[n]]
+    y = range(len(names))
+    right.barh([v + 0.2 for v in y], [runs[n]["test"]["class_acc"] for n in names], height=0.4,
+               color="C1", label="class accuracy")
+    right.barh([v - 0.2 for v in y], [runs[n]["test"]["miou"] for n in names], height=0.4,
+               color="C0", label="mask mIoU")
+    right.set_yticks(list(y), [ABLATION_LABELS.get(n, n) for n in names], fontsize=8)
+    right.invert_yaxis()
+    right.set_xlim(0, 1)
+    right.set_title("held-out test (100 images)")
+    right.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.08), ncol=2)
+    figure.tight_layout()
+    return figure

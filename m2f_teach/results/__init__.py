@@ -1,0 +1,40 @@
+"""Measured runs that ship with the package, so the notebooks plot them in seconds.
+
+* `lecture_run()`: `python -m m2f_teach train --recipe lecture` run for real on 2 CPU cores
+  (`lecture.json`: the command, machine, time, loss history and held-out scores).
+* `ablation_runs()`: `python -m m2f_teach ablate`, every ablation switch trained with the
+  lecture recipe (`ablations.json`).
+* `gpu_numerics()`: the shipped checkpoint on CPU vs GPU, TF32 off and on (`gpu_numerics.json`,
+  `benchmarks/bench_numerics.py`).
+"""
+from __future__ import annotations
+
+import json
+from importlib import resources
+
+MAKE = {
+    "lecture.json": "python -m m2f_teach train --recipe lecture --out artifacts/lecture.safetensors "
+                    "(then copy artifacts/lecture.json here)",
+    "ablations.json": "python -m m2f_teach ablate --json m2f_teach/results/ablations.json",
+    "gpu_numerics.json": "python benchmarks/bench_numerics.py --json m2f_teach/results/gpu_numerics.json",
+}
+
+
+def _load(name: str) -> dict:
+    path = resources.files("m2f_teach").joinpath("results", name)
+    if not path.is_file():
+        raise FileNotFoundError(f"m2f_teach/results/{name} is missing from this installation; "
+                                f"make it with `{MAKE[name]}`")
+    return json.loads(path.read_text())
+
+
+def lecture_run() -> dict:
+    return _load("lecture.json")
+
+
+def ablation_runs() -> dict:
+    return _load("ablations.json")
+
+
+def gpu_numerics() -> dict:
+    return _load("gpu_numerics.json")

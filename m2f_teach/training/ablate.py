@@ -1,0 +1,147 @@
+"""`python -m m2f_teach ablate`: train each ablation with the lecture recipe, side by side.
+
+    python -m m2f_teach ablate                                  # all variants, one after another
+    python -m m2f_teach ablate --variants faithful fpn_only     # some of them
+    python -m m2f_teach ablate --collect                        # only gather finished runs
+
+Each variant is `python -m m2f_teach train --recipe lecture` plus one switch (off = the
+experiment; the faithful model has every switch on). Its checkpoint and train json go to
+`--out-dir`; then the curves, held-out scores and times of every finished variant are gathered
+into one small json (`--json`). A variant whose loss turns NaN (the all-blocked reset switched
+off) is recorded with the step it stopped at instead of failing the whole command.
+
+On 2 CPU cores a variant takes as long as the lecture recipe (about half an hour); on a GPU a
+few minutes, and separate processes can each run one variant (`--variants NAME --no-collect`)
+before one `--collect`. The measured results ship in the package (`shipped_results()`), so
+notebook 11 plots them in seconds.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+# variant → the train flags it adds to `--recipe lecture`
+VARIANTS = {
+    "faithful": [],
+    "faithful_seed1": ["--seed", "1"],                  # the same model, other init and data: the noise
+    "no_reset": ["--reset-all-blocked", "false"],
+    "no_masked_attention": ["--masked-attention", "false"],
+    "points_1": ["--num-points", "1"],
+    "encoder_3": ["--num-encoder-layers", "3"],
+    "fpn_only": ["--deformable-encoder", "false"],
+    "full_mask_loss": ["--point-loss", "false"],
+}
+FORMAT = "m2f-teach-ablations/1"
+RESULTS_NAME = "ablations.json"
+
+
+def add_parser(subparsers):
+    parser = subparsers.add_parser("ablate", help="train every ablation with the lecture recipe and "
+                                                  "gather the curves", description=__doc__,
+                                   formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--variants", nargs="+", choices=list(VARIANTS), default=list(VARIANTS),
+                        metavar="NAME", help=f"which to train (default all: {', '.join(VARIANTS)})")
+    parser.add_argument("--out-dir", default="artifacts/ablations",
+                        help="each variant's checkpoint and train json (default artifacts/ablations)")
+    parser.add_argument("--json", default=None, help="the gathered results (default OUT_DIR/ablations.json)")
+    parser.add_argument("--collect", action="store_true", help="train nothing; gather what OUT_DIR holds")
+    parser.add_argument("--no-collect", action="store_true", help="train only; gather later with --collect")
+    parser.add_argument("--device", default="auto", help="cpu, cuda or auto")
+    parser.add_argument("--workers", type=int, default=None, help="train's --workers")
+    parser.add_argument("--steps", type=int, default=None,
+                        help="override the recipe's steps (a quick look; the shipped results use the recipe)")
+    parser.add_argument("--val-images", type=int, default=None, help="train's --val-images (default 32)")
+    parser.add_argument("--test-images", type=int, default=None, help="train's --test-images (default 100)")
+    parser.add_argument("--no-progress", action="store_true", help="no tqdm bar")
+    parser.set_defaults(func=run)
+    return parser
+
+
+def train_flags(variant: str, out_dir: Path, args) -> list[str]:
+    """The `train` command line of one variant."""
+    flags = ["--recipe", "lecture", *VARIANTS[variant], "--device", args.device,
+             "--out", str(out_dir / f"{variant}.safetensors")]
+    for name in ("workers", "steps", "val_images", "test_images"):
+        if getattr(args, name, None) is not None:
+            flags += [f"--{name.replace('_', '-')}", str(getattr(args, name))]
+    if args.no_progress:
+        flags.append("--no-progress")
+    return flags
+
+
+def train_variant(variant: str, out_dir: Path, args) -> dict:
+    """Train one variant in this process; a NaN loss is written down as where it stopped."""
+    from .train import add_arguments, train
+    flags = train_flags(variant, out_dir, args)
+    train_args = add_arguments(argparse.ArgumentParser()).parse_args(flags)
+    train_args.command_line = flags                     # what the train json records as its command
+    seen = {}
+    print(f"== {variant}: python -m m2f_teach train {' '.join(flags)}", flush=True)
+    try:
+        return train(train_args, on_log=lambda history: seen.update(history=history))
+    except FloatingPointError as err:            # the loss turned NaN or infinite
+        stopped = dict(variant=variant, flags=flags, diverged=str(err), history=seen.get("history"))
+        (out_dir / f"{variant}.diverged.json").write_text(json.dumps(stopped, indent=1) + "\n")
+        print(f"{variant}: {err}; recorded in {out_dir / (variant + '.diverged.json')}")
+        return stopped
+
+
+def summary_of(variant: str, info: dict) -> dict:
+    """What the notebook plots of one run: flags, time, held-out scores, loss and validation curves."""
+    history = info.get("history") or dict(step=[], loss=[], val=[])
+    keep = dict(step=history["step"], loss=history["loss"], val=history["val"])
+    if "diverged" in info:
+        return dict(flags=VARIANTS[variant], diverged=info["diverged"], history=keep)
+    return dict(flags=VARIANTS[variant], steps_done=info["steps_done"], train_seconds=info["train_seconds"],
+                device=info["device"], torch=info["torch"], test=info["test"], history=keep)
+
+
+def collect(out_dir: Path) -> dict:
+    """Every finished variant in `out_dir`, in `VARIANTS` order."""
+    from .train import RECIPES
+    runs, command = {}, None
+    for variant in VARIANTS:
+        done, stopped = out_dir / f"{variant}.json", out_dir / f"{variant}.diverged.json"
+        if done.is_file():
+            info = json.loads(done.read_text())
+            if info.get("test") is None:             # saved along the way, not finished
+                continue
+            command = command or info["command"]
+            runs[variant] = summary_of(variant, info)
+        elif stopped.is_file():
+            runs[variant] = summary_of(variant, json.loads(stopped.read_text()))
+    if not runs:
+        raise FileNotFoundError(f"--out-dir {out_dir}: no finished variant (expected NAME.json from "
+                                f"`python -m m2f_teach ablate`; names: {', '.join(VARIANTS)})")
+    return dict(format=FORMAT, recipe=RECIPES["lecture"], command="python -m m2f_teach ablate",
+                runs=runs)
+
+
+def run(args) -> int:
+    out_dir = Path(args.out_dir)
+    if args.collect and args.no_collect:
+        raise ValueError("--collect and --no-collect: give one")
+    if not args.collect:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        for variant in args.variants:
+            train_variant(variant, out_dir, args)
+    if args.no_collect:
+        return 0
+    results = collect(out_dir)
+    path = Path(args.json) if args.json else out_dir / RESULTS_NAME
+    from .train import atomic_write
+    text = json.dumps(results, indent=1) + "\n"
+    atomic_write(path, lambda tmp: Path(tmp).write_text(text))
+    print(f"wrote {path}: {', '.join(results['runs'])}")
+    for variant, r in results["runs"].items():
+        scores = ("stopped: " + r["diverged"] if "diverged" in r else
+                  f"class acc {r['test']['class_acc']:.3f}, mIoU {r['test']['miou']:.3f}, {r['train_seconds']:.0f} s")
+        print(f"  {variant:20s} {scores}")
+    return 0
+
+
+def shipped_results() -> dict:
+    """The measured ablations that ship with the package (`m2f_teach/results/ablations.json`)."""
+    from ..results import ablation_runs
+    return ablation_runs()

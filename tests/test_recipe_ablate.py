@@ -1,0 +1,128 @@
+"""The lecture recipe, train's model flags, `ablate`, the live plot and the shipped results."""
+import argparse
+import json
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from m2f_teach import M2FConfig
+from m2f_teach.convert.checkpoint import load_checkpoint
+from m2f_teach.training import ablate
+from m2f_teach.training.train import (BASE, RECIPES, add_arguments, lr_factor, resolve_recipe, train,
+                                      training_config)
+
+
+def parse(*flags):
+    return resolve_recipe(add_arguments(argparse.ArgumentParser()).parse_args(list(flags)))
+
+
+def test_recipe_fills_unset_flags_and_given_flags_win():
+    plain, lecture = parse(), parse("--recipe", "lecture")
+    assert plain.steps == BASE["steps"] and plain.image_size is None
+    assert lecture.steps == RECIPES["lecture"]["steps"] and tuple(lecture.image_size) == (128, 128)
+    assert lecture.steps != plain.steps
+    mine = parse("--recipe", "lecture", "--steps", "7", "--lr", "3e-4")
+    assert (mine.steps, mine.lr, mine.batch_size) == (7, 3e-4, RECIPES["lecture"]["batch_size"])
+
+
+def test_lecture_recipe_keeps_the_seed_structure():
+    config = training_config(parse("--recipe", "lecture"))
+    seed = M2FConfig.seed()
+    for field in ("num_levels", "num_heads", "num_points", "num_encoder_layers", "num_decoder_layers"):
+        assert getattr(config, field) == getattr(seed, field), field
+    assert config == M2FConfig.shapes()     # the shipped checkpoint's model: notebooks take its weights
+
+
+def test_model_flags_build_the_ablations():
+    config = training_config(parse("--deformable-encoder", "false", "--masked-attention", "off",
+                                   "--num-points", "1", "--num-queries", "10", "--image-size", "64", "96"))
+    assert (config.deformable_encoder, config.masked_attention, config.num_points) == (False, False, 1)
+    assert (config.num_queries, config.image_size) == (10, (64, 96))
+    assert training_config(parse()) == M2FConfig.shapes()
+    with pytest.raises(ValueError, match="multiples of 32"):
+        training_config(parse("--image-size", "100", "96"))
+
+
+def test_cosine_schedule():
+    steps, warmup = 100, 10
+    assert lr_factor(0, steps, warmup, "cosine") == pytest.approx(0.1)
+    assert lr_factor(warmup, steps, warmup, "cosine") == pytest.approx(1.0)
+    assert lr_factor(55, steps, warmup, "cosine") == pytest.approx(0.5)
+    assert lr_factor(steps, steps, warmup, "cosine") == pytest.approx(0.0, abs=1e-12)
+    assert lr_factor(95, steps, warmup) == pytest.approx(0.01)       # the step schedule as before
+
+
+def test_trained_checkpoint_loads_in_one_line(tmp_path):
+    torch.set_num_threads(2)
+    args = parse("--steps", "1", "--batch-size", "2", "--image-size", "64", "64", "--num-queries", "8",
+                 "--val-images", "1", "--test-images", "1", "--workers", "0", "--device", "cpu",
+                 "--no-progress", "--out", str(tmp_path / "mine.safetensors"))
+    seen = []
+    info = train(args, on_log=lambda history: seen.append(len(history["step"])))
+    model = load_checkpoint(tmp_path / "mine.safetensors")
+    assert model.config == M2FConfig.shapes(image_size=(64, 64), num_queries=8)
+    assert info["config"]["num_queries"] == 8 and seen           # the callback saw the run
+    stored = json.loads((tmp_path / "mine.json").read_text())
+    assert stored["command"].startswith("python -m m2f_teach train")
+
+
+def test_ablate_trains_collects_and_records_a_nan(tmp_path, monkeypatch, cli):
+    out = tmp_path / "abl"
+    status = cli(["ablate", "--variants", "faithful", "points_1", "--steps", "1", "--workers", "0",
+                  "--val-images", "1", "--test-images", "1", "--device", "cpu", "--no-progress",
+                  "--out-dir", str(out)])
+    assert status == 0
+    results = json.loads((out / "ablations.json").read_text())
+    assert list(results["runs"]) == ["faithful", "points_1"]
+    assert results["runs"]["points_1"]["flags"] == ["--num-points", "1"]
+    assert results["format"] == ablate.FORMAT and results["recipe"] == json.loads(json.dumps(RECIPES["lecture"]))
+
+    def nan_train(args, on_log=None):
+        on_log(dict(step=[0], loss=[1.0], val=[]))
+        raise FloatingPointError("loss is nan at step 1")
+    monkeypatch.setattr("m2f_teach.training.train.train", nan_train)
+    assert cli(["ablate", "--variants", "no_reset", "--steps", "1", "--out-dir", str(out)]) == 0
+    results = json.loads((out / "ablations.json").read_text())
+    assert results["runs"]["no_reset"]["diverged"] == "loss is nan at step 1"
+    assert list(results["runs"]) == ["faithful", "no_reset", "points_1"]   # VARIANTS order
+
+
+def test_ablate_collect_on_an_empty_folder_is_one_line(tmp_path, capsys, cli):
+    assert cli(["ablate", "--collect", "--out-dir", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: --out-dir") and "no finished variant" in err and "Traceback" not in err
+
+
+def test_shipped_results_match_the_code():
+    from m2f_teach.results import ablation_runs, lecture_run
+    results = ablation_runs()
+    assert results["format"] == ablate.FORMAT and list(results["runs"]) == list(ablate.VARIANTS)
+    for name, run in results["runs"].items():
+        assert run["flags"] == ablate.VARIANTS[name]
+        assert run["steps_done"] == RECIPES["lecture"]["steps"] and "diverged" not in run
+    lecture = lecture_run()
+    assert lecture["args"]["recipe"] == "lecture" and lecture["steps_done"] == RECIPES["lecture"]["steps"]
+    assert lecture["device"] == "cpu" and lecture["train_seconds"] <= 30 * 60
+
+
+def test_live_plot_redraws_every_nth_log_and_after_validation(monkeypatch):
+    from m2f_teach.viz.training import LivePlot
+    live, draws = LivePlot(every=3), []
+    monkeypatch.setattr(live, "draw", lambda: (draws.append(live.calls), setattr(live, "vals_drawn",
+                                                                                  len(live.history["val"]))))
+    history = dict(step=[], loss=[], val=[])
+    for k in range(1, 8):
+        history["step"].append(k)
+        if k == 5:
+            history["val"].append(dict(step=5, miou=0.5, class_acc=0.5))
+        live(history)
+    assert draws == [3, 5, 6]
+
+
+def test_train_imports_no_widgets():
+    code = ("import sys, m2f_teach.training.train, m2f_teach.viz.training; "
+            "print('ipywidgets' in sys.modules)")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "False"
