@@ -136,29 +136,29 @@ class DeformableCoreCPU(torch.autograd.Function):
         B, S, nH, D = value.shape
         _, S_q, _, L, P, _ = sampling_locations.shape
         grids = 2 * sampling_locations - 1                 # [0, 1] → [-1, 1] for grid_sample
-        samples = []
+        samples, grid_list = [], []
         for level, (h, w) in enumerate(spatial_shapes):
             start = level_start_index[level]
             # (B, H_l·W_l, nH, D) -> (B, H_l·W_l, nH·D) -> (B, nH·D, H_l·W_l) -> (B·nH, D, H_l, W_l)
             value_l = value[:, start:start + h * w].flatten(2).transpose(1, 2).reshape(B * nH, D, h, w)  # (B·nH, D, H_l, W_l)
-            # (B, S_q, nH, P, 2) -> (B, nH, S_q, P, 2) -> (B·nH, S_q, P, 2)
-            grid_l = grids[:, :, :, level].transpose(1, 2).flatten(0, 1)          # (B·nH, S_q, P, 2)
-            samples.append(F.grid_sample(value_l, grid_l, mode="bilinear", padding_mode="zeros",
+            # (B, S_q, nH, P, 2) -> (B, nH, S_q, P, 2) -> (B·nH, S_q, P, 2), kept for the backward
+            grid_list.append(grids[:, :, :, level].transpose(1, 2).reshape(B * nH, S_q, P, 2))  # (B·nH, S_q, P, 2)
+            samples.append(F.grid_sample(value_l, grid_list[-1], mode="bilinear", padding_mode="zeros",
                                          align_corners=False))                   # (B·nH, D, S_q, P)
         samples = torch.stack(samples, dim=-2).flatten(-2)                       # (B·nH, D, S_q, L·P)
         # (B, S_q, nH, L, P) -> (B, nH, S_q, L, P) -> (B·nH, 1, S_q, L·P)
         weights = attention_weights.transpose(1, 2).reshape(B * nH, 1, S_q, L * P)  # (B·nH, 1, S_q, L·P)
         output = (samples * weights).sum(-1).view(B, nH * D, S_q)               # (B, nH·D, S_q)
-        ctx.save_for_backward(value, grids, weights, samples)
+        ctx.save_for_backward(value, weights, samples, *grid_list)
         ctx.spatial_shapes, ctx.level_start_index = spatial_shapes, level_start_index
         return output.transpose(1, 2).contiguous()                               # (B, S_q, nH·D)
 
     @staticmethod
     def backward(ctx, grad_output):
-        value, grids, weights, samples = ctx.saved_tensors
+        value, weights, samples, *grid_list = ctx.saved_tensors
         need_value, need_locations, need_weights = ctx.needs_input_grad[:3]
         B, S, nH, D = value.shape
-        _, S_q, _, L, P, _ = grids.shape
+        L, (_, S_q, P, _) = len(grid_list), grid_list[0].shape
         # (B, S_q, nH·D) -> (B, nH·D, S_q) -> (B·nH, D, S_q, 1)
         grad = grad_output.transpose(1, 2).reshape(B * nH, D, S_q, 1)           # (B·nH, D, S_q, 1)
         grad_value = grad_locations = grad_attention = None
@@ -172,9 +172,8 @@ class DeformableCoreCPU(torch.autograd.Function):
                 start = ctx.level_start_index[level]
                 # (B, H_l·W_l, nH, D) -> (B, nH, D, H_l·W_l) -> (B·nH, D, H_l, W_l)
                 value_l = value[:, start:start + h * w].permute(0, 2, 3, 1).reshape(B * nH, D, h, w)  # (B·nH, D, H_l, W_l)
-                grid_l = grids[:, :, :, level].transpose(1, 2).flatten(0, 1)      # (B·nH, S_q, P, 2)
                 grad_value_l, grad_grid_l = torch.ops.aten.grid_sampler_2d_backward(
-                    grad * weights[:, :, :, level], value_l, grid_l, 0, 0, False,
+                    grad * weights[:, :, :, level], value_l, grid_list[level], 0, 0, False,
                     [need_value, need_locations])                                # (B·nH, D, H_l, W_l), (B·nH, S_q, P, 2)
                 if need_value:
                     grad_values.append(grad_value_l.view(B, nH, D, h * w))       # (B, nH, D, H_l·W_l)
