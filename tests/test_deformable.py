@@ -2,9 +2,11 @@
 import pytest
 import torch
 
-from m2f_teach.model.deformable_attention import (multi_scale_deformable_attn,
+from m2f_teach.model.deformable_attention import (DeformableCoreCPU, get_level_start_index,
+                                                  multi_scale_deformable_attn,
                                                   multi_scale_deformable_attn_grid_sample,
-                                                  multi_scale_deformable_attn_loop)
+                                                  multi_scale_deformable_attn_loop,
+                                                  weighted_gather_core)
 
 
 @pytest.mark.parametrize("spatial_shapes", [[(2, 3), (4, 6)], [(3, 3), (5, 7), (8, 4)]])
@@ -86,3 +88,43 @@ def test_core_runs_on_meta_and_without_grad():
     with torch.no_grad():
         out = multi_scale_deformable_attn(value.requires_grad_(), spatial_shapes, locations, weights)
     assert out.grad_fn is None and out.shape == (2, 5, 6)
+
+
+@pytest.mark.parametrize("spatial_shapes", [[(2, 3), (4, 6)], [(3, 3), (5, 7), (8, 4)]])
+def test_training_and_gather_forms_agree_and_pass_gradcheck(spatial_shapes):
+    """On CPU with gradients the core runs `DeformableCoreCPU` (grid_sample's kernels); elsewhere
+    (GPU, `torch.compile`) `weighted_gather_core` with `WeightedGather`'s backward. Both pass
+    gradcheck, and they agree in value and in all three gradients."""
+    starts = get_level_start_index(spatial_shapes)
+    inputs = random_core_inputs(spatial_shapes, seed=4)
+    leaves = [x.detach().clone().requires_grad_() for x in inputs]
+    training = multi_scale_deformable_attn(*[leaves[0], spatial_shapes, *leaves[1:]])
+    assert training.grad_fn.name() == "DeformableCoreCPUBackward"
+    gather = lambda v, loc, w: weighted_gather_core(v, spatial_shapes, loc, w, starts)  # noqa: E731
+    assert gather(*leaves).grad_fn.name() == "ViewBackward0"
+    assert torch.autograd.gradcheck(gather, leaves)
+    core = lambda v, loc, w: DeformableCoreCPU.apply(v, loc, w, spatial_shapes, starts)  # noqa: E731
+    assert torch.autograd.gradcheck(core, leaves)
+    grad_output = torch.randn(2, 5, 2 * 3, generator=torch.Generator().manual_seed(5), dtype=torch.float64)
+    ours = gradients(lambda v, s, loc, w: core(v, loc, w), spatial_shapes, inputs, grad_output)
+    other = gradients(lambda v, s, loc, w: gather(v, loc, w), spatial_shapes, inputs, grad_output)
+    torch.testing.assert_close(core(*inputs), gather(*inputs), rtol=1e-10, atol=1e-10)
+    for name, a, b in zip(("value", "sampling_locations", "attention_weights"), ours, other):
+        assert a.abs().max() > 0.01, name
+        torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-10, msg=name)
+
+
+def test_training_core_only_computes_the_gradients_asked_for():
+    """A frozen input (`requires_grad=False`) gets no gradient; the others are unchanged."""
+    spatial_shapes = [(3, 3), (5, 7)]
+    value, locations, weights = random_core_inputs(spatial_shapes)
+    grad_output = torch.randn(2, 5, 6, dtype=torch.float64)
+    full = gradients(multi_scale_deformable_attn, spatial_shapes, (value, locations, weights), grad_output)
+    for frozen in range(3):
+        leaves = [x.detach().clone().requires_grad_(i != frozen) for i, x in enumerate((value, locations, weights))]
+        multi_scale_deformable_attn(leaves[0], spatial_shapes, leaves[1], leaves[2]).backward(grad_output)
+        for i, x in enumerate(leaves):
+            if i == frozen:
+                assert x.grad is None
+            else:
+                torch.testing.assert_close(x.grad, full[i], rtol=0, atol=0)

@@ -15,7 +15,9 @@ Two forms of the core compute the same numbers: `multi_scale_deformable_attn_gri
 about four times as fast on CPU); `multi_scale_deformable_attn_loop` spells it out in Python loops.
 The gather's backward (`WeightedGather`) is written by hand so that training is as direct as the
 forward: it sends each read's gradient back to the row it read (`index_add_`) and takes each
-weight's gradient from the same rows.
+weight's gradient from the same rows. Training on CPU (`DeformableCoreCPU`) runs the
+`grid_sample` form instead, with `grid_sample`'s own backward kernel: at the small maps and head
+widths a laptop trains on, it is the faster of the two for forward and backward together.
 """
 from __future__ import annotations
 
@@ -51,6 +53,8 @@ def multi_scale_deformable_attn(value: torch.Tensor, spatial_shapes: list[tuple[
     makes the whole core, for each (query, head), one weighted sum of L·P·4 = 48 rows of
     `value`, which `F.embedding_bag(mode="sum")` computes without building the samples. Same
     numbers as `multi_scale_deformable_attn_grid_sample` (to float rounding), faster on CPU.
+    When a gradient is needed on CPU, `DeformableCoreCPU` computes the core (the `grid_sample`
+    form, forward and backward); on other devices and under `torch.compile`, `WeightedGather`.
 
     * `value`: `(B, S, nH, D)`
     * `spatial_shapes`: `[(H_l, W_l)] * L`, low to high resolution
@@ -59,10 +63,23 @@ def multi_scale_deformable_attn(value: torch.Tensor, spatial_shapes: list[tuple[
     * `level_start_index`: `[start_l] * L` (default: from `spatial_shapes`)
     * returns `(B, S_q, nH·D)`
     """
-    B, S, nH, D = value.shape
-    _, S_q, _, L, P, _ = sampling_locations.shape
     if level_start_index is None:
         level_start_index = get_level_start_index(spatial_shapes)
+    if (value.device.type == "cpu" and torch.is_grad_enabled() and not torch.compiler.is_compiling()
+            and (value.requires_grad or sampling_locations.requires_grad or attention_weights.requires_grad)):
+        return DeformableCoreCPU.apply(value, sampling_locations, attention_weights, spatial_shapes,
+                                       level_start_index)                     # (B, S_q, nH·D)
+    return weighted_gather_core(value, spatial_shapes, sampling_locations, attention_weights,
+                                level_start_index)                             # (B, S_q, nH·D)
+
+
+def weighted_gather_core(value: torch.Tensor, spatial_shapes: list[tuple[int, int]],
+                         sampling_locations: torch.Tensor, attention_weights: torch.Tensor,
+                         level_start_index: list[int]) -> torch.Tensor:
+    """`multi_scale_deformable_attn` without gradients, or off the CPU: the 4 bilinear weights of
+    every point, then one weighted gather (`WeightedGather`)."""
+    B, S, nH, D = value.shape
+    _, S_q, _, L, P, _ = sampling_locations.shape
     device, dtype = value.device, value.dtype
     size = torch.tensor([(w, h) for h, w in spatial_shapes], dtype=dtype, device=device)  # (L, 2): (W_l, H_l)
     W, H = size[:, 0].view(L, 1), size[:, 1].view(L, 1)                        # (L, 1), against (.., L, P)
@@ -97,6 +114,78 @@ def multi_scale_deformable_attn(value: torch.Tensor, spatial_shapes: list[tuple[
     output = WeightedGather.apply(value.reshape(B * S * nH, D), rows.view(B * S_q * nH, L * P * 4),
                                   weights.view(B * S_q * nH, L * P * 4).to(value.dtype))  # (B·S_q·nH, D)
     return output.view(B, S_q, nH * D)                                         # (B, S_q, nH·D)
+
+
+class DeformableCoreCPU(torch.autograd.Function):
+    """The core for training on CPU: `grid_sample` per level forward (the seed's and mmcv's form,
+    `multi_scale_deformable_attn_grid_sample`, same operations and numbers) and `grid_sample`'s
+    own backward kernel per level, instead of autograd through ~20 small elementwise ops of the
+    bilinear weights and a serial scatter of 48 rows per (query, head). With `samples_l` the
+    bilinear reads of level l, `(B·nH, D, S_q, P)`, saved by the forward:
+
+        ∂loss/∂value_l, ∂loss/∂grid_l = grid_sampler_2d_backward(attention_weights_l · grad, ...)
+        ∂loss/∂sampling_locations     = 2 · ∂loss/∂grid                 (grid = 2·x − 1)
+        ∂loss/∂attention_weights      = Σ over D of samples · grad
+
+    `grid_sampler_2d_backward` sums each of the B·nH maps in a fixed order, whatever the threads:
+    training stays bit-reproducible. Inputs and output as `multi_scale_deformable_attn`'s.
+    """
+
+    @staticmethod
+    def forward(ctx, value, sampling_locations, attention_weights, spatial_shapes, level_start_index):
+        B, S, nH, D = value.shape
+        _, S_q, _, L, P, _ = sampling_locations.shape
+        grids = 2 * sampling_locations - 1                 # [0, 1] → [-1, 1] for grid_sample
+        samples, grid_list = [], []
+        for level, (h, w) in enumerate(spatial_shapes):
+            start = level_start_index[level]
+            # (B, H_l·W_l, nH, D) -> (B, H_l·W_l, nH·D) -> (B, nH·D, H_l·W_l) -> (B·nH, D, H_l, W_l)
+            value_l = value[:, start:start + h * w].flatten(2).transpose(1, 2).reshape(B * nH, D, h, w)  # (B·nH, D, H_l, W_l)
+            # (B, S_q, nH, P, 2) -> (B, nH, S_q, P, 2) -> (B·nH, S_q, P, 2), kept for the backward
+            grid_list.append(grids[:, :, :, level].transpose(1, 2).reshape(B * nH, S_q, P, 2))  # (B·nH, S_q, P, 2)
+            samples.append(F.grid_sample(value_l, grid_list[-1], mode="bilinear", padding_mode="zeros",
+                                         align_corners=False))                   # (B·nH, D, S_q, P)
+        samples = torch.stack(samples, dim=-2).flatten(-2)                       # (B·nH, D, S_q, L·P)
+        # (B, S_q, nH, L, P) -> (B, nH, S_q, L, P) -> (B·nH, 1, S_q, L·P)
+        weights = attention_weights.transpose(1, 2).reshape(B * nH, 1, S_q, L * P)  # (B·nH, 1, S_q, L·P)
+        output = (samples * weights).sum(-1).view(B, nH * D, S_q)               # (B, nH·D, S_q)
+        ctx.save_for_backward(value, weights, samples, *grid_list)
+        ctx.spatial_shapes, ctx.level_start_index = spatial_shapes, level_start_index
+        return output.transpose(1, 2).contiguous()                               # (B, S_q, nH·D)
+
+    @staticmethod
+    def backward(ctx, grad_output):
+        value, weights, samples, *grid_list = ctx.saved_tensors
+        need_value, need_locations, need_weights = ctx.needs_input_grad[:3]
+        B, S, nH, D = value.shape
+        L, (_, S_q, P, _) = len(grid_list), grid_list[0].shape
+        # (B, S_q, nH·D) -> (B, nH·D, S_q) -> (B·nH, D, S_q, 1)
+        grad = grad_output.transpose(1, 2).reshape(B * nH, D, S_q, 1)           # (B·nH, D, S_q, 1)
+        grad_value = grad_locations = grad_attention = None
+        if need_weights:
+            # (B·nH, S_q, L·P) -> (B, nH, S_q, L, P) -> (B, S_q, nH, L, P)
+            grad_attention = (samples * grad).sum(1).view(B, nH, S_q, L, P).transpose(1, 2)  # (B, S_q, nH, L, P)
+        if need_value or need_locations:
+            grad_values, grad_grids = [], []
+            weights = weights.view(B * nH, 1, S_q, L, P)                         # (B·nH, 1, S_q, L, P)
+            for level, (h, w) in enumerate(ctx.spatial_shapes):
+                start = ctx.level_start_index[level]
+                # (B, H_l·W_l, nH, D) -> (B, nH, D, H_l·W_l) -> (B·nH, D, H_l, W_l)
+                value_l = value[:, start:start + h * w].permute(0, 2, 3, 1).reshape(B * nH, D, h, w)  # (B·nH, D, H_l, W_l)
+                grad_value_l, grad_grid_l = torch.ops.aten.grid_sampler_2d_backward(
+                    grad * weights[:, :, :, level], value_l, grid_list[level], 0, 0, False,
+                    [need_value, need_locations])                                # (B·nH, D, H_l, W_l), (B·nH, S_q, P, 2)
+                if need_value:
+                    grad_values.append(grad_value_l.view(B, nH, D, h * w))       # (B, nH, D, H_l·W_l)
+                if need_locations:
+                    grad_grids.append(grad_grid_l.view(B, nH, S_q, P, 2))        # (B, nH, S_q, P, 2)
+            if need_value:
+                # L × (B, nH, D, H_l·W_l) -> (B, nH, D, S) -> (B, S, nH, D)
+                grad_value = torch.cat(grad_values, dim=-1).permute(0, 3, 1, 2)  # (B, S, nH, D)
+            if need_locations:
+                # L × (B, nH, S_q, P, 2) -> (B, nH, S_q, L, P, 2) -> (B, S_q, nH, L, P, 2)
+                grad_locations = 2 * torch.stack(grad_grids, dim=3).transpose(1, 2)  # (B, S_q, nH, L, P, 2)
+        return grad_value, grad_locations, grad_attention, None, None
 
 
 class WeightedGather(torch.autograd.Function):
@@ -311,8 +400,13 @@ class MultiScaleDeformableAttention(nn.Module):
         # offsets are in pixels of each level; dividing by (W_l, H_l) makes them fractions of
         # the map, the units of reference_points. (W_l, H_l), not (H_l, W_l): locations are (x, y)
         offset_normalizer = sampling_offsets.new_tensor([(w, h) for h, w in spatial_shapes])  # (L, 2)
-        sampling_locations = reference_points[:, :, None, :, None, :] \
-            + sampling_offsets / offset_normalizer[None, None, None, :, None, :]     # (B, S_q, nH, L, P, 2)
+        # the same sum, broadcast along the last axis only (far faster on CPU than a broadcast
+        # over the inner L and P axes): every (L, P, 2) row of offsets over the same (L·P·2,)
+        offset_normalizer = offset_normalizer[:, None, :].expand(L, P, 2).reshape(L * P * 2)  # (L·P·2,)
+        reference_points = reference_points[:, :, None, :, None, :].expand(B, S_q, 1, L, P, 2)  # (B, S_q, 1, L, P, 2)
+        sampling_locations = reference_points.reshape(B * S_q, 1, L * P * 2) \
+            + sampling_offsets.reshape(B * S_q, nH, L * P * 2) / offset_normalizer   # (B·S_q, nH, L·P·2)
+        sampling_locations = sampling_locations.view(B, S_q, nH, L, P, 2)            # (B, S_q, nH, L, P, 2)
         sampling_locations = self.tap(sampling_locations, "sampling_locations", "B S_q nH L P 2")
 
         output = multi_scale_deformable_attn(value, spatial_shapes, sampling_locations,
