@@ -1,6 +1,7 @@
 # m2f-teach: set-up, the notebooks, the tests.
 #   make lab    students: set up (once) with the `lab` extra (JupyterLab) and open the notebooks
 #               (no browser here: the seed's table, and how to reach JupyterLab from elsewhere)
+#   make lecture  train the lecture recipe (about 30 minutes on 2 CPU cores)
 #   make test   development: set up (once) with the `dev` extra (test tools, HF transformers,
 #               mmdetection, playwright) and run every test: package, notebooks, browser
 # Each extra has its own stamp: `make test` after `make lab` adds the dev extra to the venv.
@@ -13,7 +14,7 @@ NBVAL := --nbval --nbval-sanitize-with notebooks/nbval_sanitize.cfg
 LAB_STAMP := $(VENV)/.installed-lab
 DEV_STAMP := $(VENV)/.installed-dev
 
-.PHONY: setup setup-lab lab test test-fast notebooks benchmarks table weights clean
+.PHONY: setup setup-lab lab test test-fast notebooks benchmarks table weights lecture ablations clean
 
 setup: $(DEV_STAMP)
 
@@ -60,6 +61,12 @@ weights: setup-lab
 	$(BIN)/python -m m2f_teach train --init artifacts/stage1.safetensors --seed 1 --steps 1500 --lr 5e-4 --val-every 500 --out artifacts/stage2.safetensors
 	$(BIN)/python -m m2f_teach train --init artifacts/stage2.safetensors --seed 2 --batch-size 64 --steps 2620 --stop-after 2468 --lr 5e-4 --val-every 655 --out artifacts/stage3.safetensors
 	$(BIN)/python -m m2f_teach train --init artifacts/stage3.safetensors --seed 3 --batch-size 64 --steps 2300 --stop-after 1806 --lr 2e-4 --val-every 575 --out artifacts/shapes_small.safetensors
+
+lecture: setup-lab
+	$(BIN)/python -m m2f_teach train --recipe lecture --out artifacts/lecture.safetensors
+
+ablations: setup-lab
+	$(BIN)/python -m m2f_teach ablate --out-dir artifacts/ablations
 
 clean:
 	rm -rf $(VENV) *.egg-info .pytest_cache

@@ -126,3 +126,21 @@ def test_train_imports_no_widgets():
             "print('ipywidgets' in sys.modules)")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "False"
+
+
+def test_diagram_refuses_the_fpn_only_ablation_in_one_line(tmp_path, capsys, cli):
+    out = tmp_path / "arch.svg"
+    assert cli(["diagram", "--preset", "shapes", "--deformable-encoder", "false", "-o", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: --deformable-encoder false") and "table" in err and not out.exists()
+
+
+def test_saved_files_follow_the_umask(tmp_path):
+    import os
+    from m2f_teach.training.train import atomic_write
+    old = os.umask(0o022)
+    try:
+        atomic_write(tmp_path / "a.json", lambda tmp: open(tmp, "w").write("{}"))
+    finally:
+        os.umask(old)
+    assert (tmp_path / "a.json").stat().st_mode & 0o777 == 0o644

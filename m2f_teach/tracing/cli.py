@@ -147,7 +147,11 @@ def run_diagram(args):
     target = check_output(args.output, DIAGRAM_FORMATS)
     from ..viz.diagram import save_diagram
     from .shape_only import trace_shapes
-    figure_trace = trace_shapes(_config(args))
+    config = _config(args)
+    if not config.deformable_encoder:
+        raise ValueError("--deformable-encoder false: the diagram draws the deformable encoder, which this "
+                         "ablation removes; `python -m m2f_teach table --deformable-encoder false` shows its shapes")
+    figure_trace = trace_shapes(config)
     _replace_atomically(target, lambda tmp: save_diagram(figure_trace, tmp, dpi=args.dpi))
     print(f"wrote {args.output}", file=sys.stderr)
 

@@ -325,8 +325,11 @@ def atomic_write(path: Path, write):
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.close(fd)
+    umask = os.umask(0)
+    os.umask(umask)
     try:
         write(tmp)
+        os.chmod(tmp, 0o666 & ~umask)       # as a plain open() would make it (mkstemp makes it 0600)
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
