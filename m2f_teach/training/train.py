@@ -1,6 +1,7 @@
 """The training loop and `python -m m2f_teach train` (also `python -m m2f_teach.training.train`).
 
     python -m m2f_teach train --out artifacts/shapes_small.safetensors
+    python -m m2f_teach train --recipe lecture --out artifacts/lecture.safetensors   # 30 min, 2 CPU cores
 
 Each step draws a fresh batch of synthetic shapes (sample index = step · B + i, data seed
 `--seed`), runs the model, the criterion over all ten predictions, and AdamW (mmdet's
@@ -8,6 +9,14 @@ settings: weight decay 0.05, none on embeddings and norms; gradients clipped to 
 0.01 in mmdet; the learning rate drops ×0.1 at 90 % and 95 % of the steps). Every `--val-every` steps the
 held-out scores on validation images are computed. The end writes the safetensors checkpoint,
 a json with the config, command, time, loss history and scores, and a loss plot.
+
+`--recipe lecture` is the shipped checkpoint's model trained for as long as fits in half an hour
+on 2 CPU cores (`RECIPES`; given flags win). The model flags (`--image-size`, `--num-queries`,
+`--num-points`, `--num-encoder-layers`, the ablation switches `--masked-attention false`,
+`--reset-all-blocked false`, `--deformable-encoder false`, and `--point-loss false` for the
+loss) change `M2FConfig.shapes()`; the checkpoint stores the config, so
+`load_checkpoint(OUT)` rebuilds the model in one line. `train(args, on_log=f)` calls `f(history)`
+after each log and validation (the notebooks' live plot).
 
 Longer training in pieces: `--init` starts from a checkpoint this command wrote (fresh optimizer
 and schedule; give a new `--seed` for fresh data), `--max-seconds` stops on a time limit, and
@@ -60,7 +69,7 @@ BASE = dict(steps=2376, batch_size=16, lr=1e-3, warmup=50, schedule="step", val_
             image_size=None, num_queries=None)
 RECIPES = {
     # the most that fits in ≤ 30 minutes on 2 CPU cores at the shipped checkpoint's size (128×128,
-    # 20 queries): README, notebook 09 and weights/lecture.json hold its measured scores
+    # 20 queries): README, notebook 09 and results/lecture.json hold its measured scores
     "lecture": dict(steps=1150, batch_size=16, lr=1e-3, warmup=50, schedule="step", val_every=230,
                     image_size=(128, 128), num_queries=20),
 }
