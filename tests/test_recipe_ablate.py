@@ -144,3 +144,11 @@ def test_saved_files_follow_the_umask(tmp_path):
     finally:
         os.umask(old)
     assert (tmp_path / "a.json").stat().st_mode & 0o777 == 0o644
+
+
+def test_viz_reaches_names_and_submodules_lazily():
+    code = ("import sys, m2f_teach.viz as viz; assert 'm2f_teach.viz.predictions' not in sys.modules; "
+            "f = viz.predictions.class_names_for; g = viz.plot_history; "
+            "print(callable(f), callable(g), hasattr(viz, 'no_such_thing'))")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.split() == ["True", "True", "False"]
