@@ -100,14 +100,13 @@ def summary_of(variant: str, info: dict) -> dict:
 def collect(out_dir: Path) -> dict:
     """Every finished variant in `out_dir`, in `VARIANTS` order."""
     from .train import RECIPES
-    runs, command = {}, None
+    runs = {}
     for variant in VARIANTS:
         done, stopped = out_dir / f"{variant}.json", out_dir / f"{variant}.diverged.json"
         if done.is_file():
             info = json.loads(done.read_text())
             if info.get("test") is None:             # saved along the way, not finished
                 continue
-            command = command or info["command"]
             runs[variant] = summary_of(variant, info)
         elif stopped.is_file():
             runs[variant] = summary_of(variant, json.loads(stopped.read_text()))
