@@ -107,6 +107,23 @@ def test_shipped_results_match_the_code():
     assert lecture["device"] == "cpu" and lecture["train_seconds"] <= 30 * 60
 
 
+def test_lecture_search_holds_what_notebook_09_reads():
+    from m2f_teach.data.shapes import CLASS_NAMES
+    from m2f_teach.results import lecture_run, lecture_search
+    search, lecture = lecture_search(), lecture_run()
+    assert set(search["runs"]) == {"steps_2000", "size_160", "h100_5min"}
+    for run in search["runs"].values():
+        assert run["command"].startswith("python -m m2f_teach train ")
+        assert run["val"][-1]["step"] == run["steps_done"] and set(run["test"]) >= {"miou", "class_acc", "detected"}
+    assert search["runs"]["steps_2000"]["steps_done"] == 2000 and search["runs"]["size_160"]["image_size"] == [160, 160]
+    confusion = search["lecture_confusion"]
+    counts = confusion["counts"]
+    assert confusion["classes"] == list(CLASS_NAMES) and len(counts) == len(CLASS_NAMES)
+    # the confusion is over the same held-out objects as the lecture run's test score
+    assert sum(map(sum, counts)) == lecture["test"]["num_instances"]
+    assert round(sum(counts[i][i] for i in range(len(counts))) / sum(map(sum, counts)), 4) == lecture["test"]["class_acc"]
+
+
 def test_live_plot_redraws_every_nth_log_and_after_validation(monkeypatch):
     from m2f_teach.viz.training import LivePlot
     live, draws = LivePlot(every=3), []

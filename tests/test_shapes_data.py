@@ -66,3 +66,67 @@ def test_normalize_round_trips():
     x = normalize(image)
     assert abs(float(x.mean())) < 2
     assert np.array_equal(denormalize(x), image)
+
+
+def full_grid_shape_mask(label, centre, radius, angle, image_size):
+    """`shape_mask` as first written: every pixel of the image tested (the reference)."""
+    H, W = image_size
+    y, x = np.mgrid[0:H, 0:W] + 0.5
+    dy, dx = y - centre[0], x - centre[1]
+    u = np.cos(angle) * dx + np.sin(angle) * dy
+    v = -np.sin(angle) * dx + np.cos(angle) * dy
+    r2 = u**2 + v**2
+    name = CLASS_NAMES[label]
+    if name == "circle":
+        return r2 <= radius**2
+    if name == "square":
+        half = radius / np.sqrt(2)
+        return (np.abs(u) <= half) & (np.abs(v) <= half)
+    if name == "triangle":
+        inside = np.ones_like(u, dtype=bool)
+        for k in range(3):
+            a = 2 * np.pi * k / 3
+            inside &= np.cos(a) * u + np.sin(a) * v <= radius / 2
+        return inside
+    if name == "ring":
+        return (r2 <= radius**2) & (r2 >= (0.55 * radius) ** 2)
+    arm = 0.3 * radius
+    return ((np.abs(u) <= radius) & (np.abs(v) <= arm)) | ((np.abs(v) <= radius) & (np.abs(u) <= arm))
+
+
+def test_shape_mask_window_equals_the_full_grid():
+    """`shape_mask` computes only a window around the centre: pixel for pixel the same as
+    testing the whole image, for every class, near and across the borders too."""
+    from m2f_teach.data.shapes import shape_mask
+    rng = np.random.default_rng(0)
+    size = (48, 80)
+    for _ in range(400):
+        label = int(rng.integers(len(CLASS_NAMES)))
+        radius = rng.uniform(2, 30)
+        centre = (rng.uniform(-10, size[0] + 10), rng.uniform(-10, size[1] + 10))
+        angle = rng.uniform(0, 2 * np.pi)
+        expected = full_grid_shape_mask(label, centre, radius, angle, size)
+        assert np.array_equal(shape_mask(label, centre, radius, angle, size), expected), (label, centre, radius)
+    # the cross's arm corners lie beyond the outer radius (1.044 r): the window must reach them
+    corners = full_grid_shape_mask(CLASS_NAMES.index("cross"), (40, 40), 30.0, np.pi / 4, (80, 80))
+    assert np.array_equal(shape_mask(CLASS_NAMES.index("cross"), (40, 40), 30.0, np.pi / 4, (80, 80)), corners)
+
+
+# sha256 over image, masks and labels (bytes and shapes) of samples 0..N-1: the data the shipped
+# checkpoint and every notebook's outputs were made from must never change
+PINNED = [((0, (128, 128), 40, 4), "99804eb9590dc99df6a963b050bd421785a040dfe0908c5469bb91db522e88dd"),
+          ((20_000, (96, 160), 20, 4), "cab84012beac0b6126b98e244d704cea844a032f42c10b7b864997f92a97615a"),
+          ((7, (64, 64), 20, 8), "83f3dd78f90ce757cffa4ecc723e6074f0ed718b3ba8d633b160d288e375040c")]
+
+
+@pytest.mark.parametrize("args, expected", PINNED)
+def test_samples_are_pinned(args, expected):
+    import hashlib
+    seed, size, n, max_objects = args
+    digest = hashlib.sha256()
+    for index in range(n):
+        sample = draw_sample(index, seed, size, max_objects)
+        for key in ("image", "masks", "labels"):
+            digest.update(sample[key].tobytes())
+            digest.update(str(sample[key].shape).encode())
+    assert digest.hexdigest() == expected

@@ -29,34 +29,44 @@ TRAIN_SEED, VAL_SEED, TEST_SEED = 0, 10_000, 20_000
 def shape_mask(label: int, centre, radius: float, angle: float, image_size) -> np.ndarray:
     """`(H, W)` bool: pixels whose centre lies inside the shape `label`.
 
-    `centre` (y, x) and `radius` (the shape's outer radius) in pixels, `angle` in radians.
+    `centre` (y, x) and `radius` (the shape's outer radius) in pixels, `angle` in radians. Only
+    the square window around the centre that can hold the shape is computed (the cross's arm
+    corners reach 1.044 · radius); every pixel outside it is False.
     """
     H, W = image_size
-    y, x = np.mgrid[0:H, 0:W] + 0.5                       # (H, W) pixel centres
-    dy, dx = y - centre[0], x - centre[1]
+    reach = 1.1 * radius + 1                              # covers every shape's farthest point
+    y0, y1 = max(0, int(centre[0] - reach)), min(H, int(centre[0] + reach) + 1)
+    x0, x1 = max(0, int(centre[1] - reach)), min(W, int(centre[1] + reach) + 1)
+    out = np.zeros((H, W), dtype=bool)
+    if y0 >= y1 or x0 >= x1:
+        return out
+    y, x = np.ogrid[y0:y1, x0:x1]                         # (h, 1), (1, w) pixel indices
+    dy, dx = y + 0.5 - centre[0], x + 0.5 - centre[1]     # offsets of the pixel centres
     # coordinates in the shape's own frame, rotated by -angle
-    u = np.cos(angle) * dx + np.sin(angle) * dy           # (H, W)
-    v = -np.sin(angle) * dx + np.cos(angle) * dy          # (H, W)
+    u = np.cos(angle) * dx + np.sin(angle) * dy           # (h, w)
+    v = -np.sin(angle) * dx + np.cos(angle) * dy          # (h, w)
     r2 = u**2 + v**2
     name = CLASS_NAMES[label]
     if name == "circle":
-        return r2 <= radius**2
-    if name == "square":
+        inside = r2 <= radius**2
+    elif name == "square":
         half = radius / np.sqrt(2)                        # corners on the outer radius
-        return (np.abs(u) <= half) & (np.abs(v) <= half)
-    if name == "triangle":
+        inside = (np.abs(u) <= half) & (np.abs(v) <= half)
+    elif name == "triangle":
         # equilateral, vertices on the outer radius: inside all three edges' half-planes
         inside = np.ones_like(u, dtype=bool)
         for k in range(3):
             a = 2 * np.pi * k / 3
             inside &= np.cos(a) * u + np.sin(a) * v <= radius / 2
-        return inside
-    if name == "ring":
-        return (r2 <= radius**2) & (r2 >= (0.55 * radius) ** 2)
-    if name == "cross":
+    elif name == "ring":
+        inside = (r2 <= radius**2) & (r2 >= (0.55 * radius) ** 2)
+    elif name == "cross":
         arm = 0.3 * radius
-        return ((np.abs(u) <= radius) & (np.abs(v) <= arm)) | ((np.abs(v) <= radius) & (np.abs(u) <= arm))
-    raise ValueError(f"unknown class {label}")
+        inside = ((np.abs(u) <= radius) & (np.abs(v) <= arm)) | ((np.abs(v) <= radius) & (np.abs(u) <= arm))
+    else:
+        raise ValueError(f"unknown class {label}")
+    out[y0:y1, x0:x1] = inside                            # (H, W)
+    return out
 
 
 def textured_background(rng: np.random.Generator, image_size) -> np.ndarray:
@@ -106,8 +116,8 @@ def draw_sample(index: int, seed: int = 0, image_size=(128, 128), max_objects: i
                 colours.append(rng.uniform(0, 1, size=3))
                 break
     for mask, colour in zip(full_masks, colours):
-        shade = colour + rng.normal(0, 0.02, size=(H, W, 3))   # slightly noisy fill
-        image = np.where(mask[..., None], shade, image)
+        shade = colour + rng.normal(0, 0.02, size=(H, W, 3))   # slightly noisy fill, (H, W, 3)
+        image[mask] = shade[mask]                              # (H, W, 3), painted over
     image = np.clip(image * 255, 0, 255).round().astype(np.uint8)
     masks = np.stack(visible_masks) if visible_masks else np.zeros((0, H, W), dtype=bool)
     return dict(image=image, masks=masks, labels=np.asarray(labels, dtype=np.int64))

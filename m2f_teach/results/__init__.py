@@ -2,6 +2,9 @@
 
 * `lecture_run()`: `python -m m2f_teach train --recipe lecture` run for real on 2 CPU cores
   (`lecture.json`: the command, machine, time, loss history and held-out scores).
+* `lecture_search()`: the lecture recipe with one change each (2000 steps, 160×160 images) and a
+  5-minute H100 run, on lent GPUs, plus the lecture run's held-out confusion matrix
+  (`lecture_search.json`).
 * `ablation_runs()`: `python -m m2f_teach ablate`, every ablation switch trained with the
   lecture recipe (`ablations.json`).
 * `gpu_numerics()`: the shipped checkpoint on CPU vs GPU, TF32 off and on (`gpu_numerics.json`,
@@ -15,6 +18,7 @@ from importlib import resources
 MAKE = {
     "lecture.json": "python -m m2f_teach train --recipe lecture --out artifacts/lecture.safetensors "
                     "(then copy artifacts/lecture.json here)",
+    "lecture_search.json": "the train jsons of the commands it lists, gathered by hand (README, Training)",
     "ablations.json": "python -m m2f_teach ablate --json m2f_teach/results/ablations.json",
     "gpu_numerics.json": "python benchmarks/bench_numerics.py --json m2f_teach/results/gpu_numerics.json",
 }
@@ -30,6 +34,10 @@ def _load(name: str) -> dict:
 
 def lecture_run() -> dict:
     return _load("lecture.json")
+
+
+def lecture_search() -> dict:
+    return _load("lecture_search.json")
 
 
 def ablation_runs() -> dict:
