@@ -660,3 +660,24 @@ def test_sigterm_saves_the_run_and_its_workers_exit(tmp_path):
     while time.time() < deadline and any(Path(f"/proc/{pid}").exists() for pid in workers):
         time.sleep(0.1)
     assert not any(Path(f"/proc/{pid}").exists() for pid in workers), "a data worker outlived the run"
+
+
+# ---- round two: the shipped checkpoint, weights, training, tables and the API ----------------------
+def test_train_refuses_to_write_into_the_installed_package(tmp_path, monkeypatch, capsys):
+    """The shipped checkpoint is never replaced by a run that meant to write elsewhere: a path
+    inside m2f_teach/ needs --allow-package-write, and the missing-weights advice points elsewhere."""
+    import m2f_teach.pretrained as pretrained
+    from m2f_teach.training.train import check_output
+
+    def no_step(self, images):
+        raise AssertionError("a training step ran before --out was checked")
+
+    monkeypatch.setattr(Mask2Former, "forward", no_step)
+    shipped = Path(pretrained.__file__).parent / "weights" / "shapes_small.safetensors"
+    before = shipped.read_bytes() if shipped.exists() else None
+    err = cli_error(capsys, ["train", "--steps", "1", "--out", str(shipped)], status=2)
+    assert f"--out {shipped}: inside the installed package" in err and "--allow-package-write" in err
+    assert (shipped.read_bytes() if shipped.exists() else None) == before
+    check_output(shipped.with_name("new.safetensors"), allow_package_write=True)     # the flag lets it through
+    message = pretrained._missing_message(".safetensors")
+    assert "--out m2f_teach/" not in message and "--out artifacts/shapes_small.safetensors" in message

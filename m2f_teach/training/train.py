@@ -113,6 +113,9 @@ def add_arguments(parser):
                              "of a random init: to train on where a run stopped")
     parser.add_argument("--out", default="artifacts/shapes_small.safetensors",
                         help="checkpoint path; the json and the loss plot go beside it")
+    parser.add_argument("--allow-package-write", action="store_true",
+                        help="let --out point inside the installed m2f_teach package (to ship a new "
+                             "checkpoint over m2f_teach/weights/; refused otherwise)")
     parser.add_argument("--save-every", type=int, default=0,
                         help="also write the checkpoint, json, plot and OUT.state.pt every this many "
                              "steps (0 = only at the end, on an early stop and on Ctrl-C/SIGTERM)")
@@ -260,11 +263,17 @@ def check_arguments(args):
     if args.resume and not Path(args.resume).is_file():
         raise FileNotFoundError(f"--resume {args.resume}: no such file (the .state.pt that train writes "
                                 f"beside its checkpoint)")
-    check_output(Path(args.out))
+    check_output(Path(args.out), allow_package_write=args.allow_package_write)
 
 
-def check_output(out: Path):
-    """Fail now, not after the run, if `out` (and the json, plot and state beside it) cannot be written."""
+def check_output(out: Path, allow_package_write: bool = False):
+    """Fail now, not after the run, if `out` (and the json, plot and state beside it) cannot be
+    written, or lies inside the installed package (its shipped checkpoint) without the flag."""
+    package = Path(__file__).resolve().parents[1]
+    if not allow_package_write and out.resolve().is_relative_to(package):
+        raise ValueError(f"--out {out}: inside the installed package {package}, whose shipped checkpoint "
+                         f"every notebook loads; write elsewhere (e.g. artifacts/{out.name}), or pass "
+                         f"--allow-package-write to replace what ships")
     if out.is_dir():
         raise ValueError(f"--out {out}: is a directory; expected a .safetensors file name")
     if out.suffix != ".safetensors":
