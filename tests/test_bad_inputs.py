@@ -681,3 +681,38 @@ def test_train_refuses_to_write_into_the_installed_package(tmp_path, monkeypatch
     check_output(shipped.with_name("new.safetensors"), allow_package_write=True)     # the flag lets it through
     message = pretrained._missing_message(".safetensors")
     assert "--out m2f_teach/" not in message and "--out artifacts/shapes_small.safetensors" in message
+
+
+@pytest.mark.parametrize("dtype,value,message", [
+    (torch.int32, 1, r"is int32, expected floating-point weights"),
+    (torch.float32, float("nan"), r"holds 1 NaN or infinite values"),
+])
+def test_convert_refuses_integer_or_nan_weights_naming_file_and_key(mmdet_model, tmp_path, capsys, dtype, value,
+                                                                     message):
+    sd = dict(mmdet_model.state_dict())
+    key = "panoptic_head.cls_embed.weight"
+    sd[key] = sd[key].clone().to(dtype)
+    sd[key].view(-1)[0] = value
+    path = tmp_path / "odd.pth"
+    torch.save({"state_dict": sd}, path)
+    err = cli_error(capsys, ["convert", "--from", "mmdet", str(path), "--num-heads", "4", "--num-points", "8",
+                             "--num-groups", "32", "-o", str(tmp_path / "o.safetensors")])
+    assert re.search(re.escape(str(path)) + ".*" + re.escape(key) + ".*" + message, err), err
+    assert not (tmp_path / "o.safetensors").exists()
+
+
+@pytest.mark.parametrize("change,message", [
+    (lambda t: t.to(torch.int64), r"is int64, expected floating-point weights"),
+    (lambda t: torch.full_like(t, float("nan")), r"holds 5184 NaN or infinite values \(of 5184\)"),
+])
+def test_load_checkpoint_refuses_integer_or_nan_weights_naming_file_and_key(files, tmp_path, change, message):
+    from safetensors import safe_open
+    state = load_file(str(files / "good.safetensors"))
+    key = "panoptic_head.cls_embed.weight"
+    assert state[key].numel() == 5184          # (K, C) = (81, 64)
+    state[key] = change(state[key])
+    with safe_open(str(files / "good.safetensors"), framework="pt") as f:
+        metadata = f.metadata()
+    save_file(state, str(tmp_path / "odd.safetensors"), metadata=metadata)
+    with pytest.raises(ConversionError, match=re.escape(f"{tmp_path}/odd.safetensors: {key}") + " " + message):
+        load_checkpoint(tmp_path / "odd.safetensors")
