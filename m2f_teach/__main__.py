@@ -90,7 +90,7 @@ def report_error(error: BaseException, status: int = 2):
     message = str(error).strip() or type(error).__name__
     if isinstance(error, KeyError) and error.args:
         message = f"missing key {error.args[0]!r}"
-    if not isinstance(error, (ValueError, TypeError, OSError)) or isinstance(error, KeyError):
+    if not isinstance(error, (ValueError, TypeError, OSError, FloatingPointError)) or isinstance(error, KeyError):
         message = f"{type(error).__name__}: {message}"
     first, *rest = message.splitlines()
     details = "".join(f"  {line}\n" for line in rest)

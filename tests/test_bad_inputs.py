@@ -716,3 +716,46 @@ def test_load_checkpoint_refuses_integer_or_nan_weights_naming_file_and_key(file
     save_file(state, str(tmp_path / "odd.safetensors"), metadata=metadata)
     with pytest.raises(ConversionError, match=re.escape(f"{tmp_path}/odd.safetensors: {key}") + " " + message):
         load_checkpoint(tmp_path / "odd.safetensors")
+
+
+TINY_TRAIN = ["--batch-size", "2", "--image-size", "64", "64", "--num-encoder-layers", "1", "--threads", "1",
+              "--workers", "0", "--val-images", "1", "--test-images", "1", "--no-progress", "--device", "cpu"]
+
+
+def test_a_diverging_run_stops_before_matching_and_keeps_its_history(tmp_path, capsys):
+    """--lr 1e6 makes the predictions NaN within a step or two: one line naming the step and the
+    prediction, and the history so far in OUT.json and OUT.png (no NaN weights written)."""
+    out = tmp_path / "run.safetensors"
+    err = cli_error(capsys, ["train", "--lr", "1e6", "--warmup", "0", "--steps", "6", *TINY_TRAIN, "--out", str(out)])
+    assert err.startswith("error: training diverged at step ") and err.count("\n") == 1, err
+    assert "is not finite" in err and f"wrote the history to {out.with_suffix('.json')}" in err
+    info = json.loads(out.with_suffix(".json").read_text())
+    assert info["diverged"].startswith("step ") and info["test"] is None
+    assert len(info["history"]["loss"]) == info["steps_done"] >= 1
+    assert out.with_suffix(".png").is_file() and not out.exists()
+
+
+def test_the_criterion_names_nan_predictions_instead_of_scipys_error():
+    from m2f_teach.training.criterion import Mask2FormerCriterion
+    from m2f_teach.training.matcher import HungarianMatcher
+    criterion = Mask2FormerCriterion(num_classes=5, num_points=16)
+    cls_pred = torch.zeros(1, 4, 6)                                             # (B, Q, K)
+    mask_pred = torch.zeros(1, 4, 8, 8)                                         # (B, Q, Hm, Wm)
+    mask_pred[0, 2, 3, 3] = float("nan")
+    targets = [dict(labels=torch.tensor([1]), masks=torch.ones(1, 32, 32, dtype=torch.bool))]
+    with pytest.raises(FloatingPointError, match=r"prediction 1 of 2 is not finite: mask_pred holds NaN"):
+        criterion([cls_pred, cls_pred], [torch.zeros_like(mask_pred), mask_pred], targets)
+    with pytest.raises(FloatingPointError, match=r"Hungarian matching: the cost matrix \(4, 1\) holds NaN"):
+        HungarianMatcher(16)(cls_pred[0], mask_pred[0], targets[0]["labels"], targets[0]["masks"])
+
+
+def test_ablate_records_a_diverging_variant_and_goes_on(tmp_path, monkeypatch, capsys):
+    from m2f_teach.training import ablate
+    monkeypatch.setitem(ablate.VARIANTS, "faithful", TINY_TRAIN)
+    monkeypatch.setitem(ablate.VARIANTS, "no_reset", TINY_TRAIN + ["--lr", "1e6", "--warmup", "0"])
+    monkeypatch.setitem(ablate.VARIANTS, "fpn_only", TINY_TRAIN + ["--deformable-encoder", "false"])
+    main(["ablate", "--variants", "faithful", "no_reset", "fpn_only", "--steps", "4", "--out-dir", str(tmp_path)])
+    runs = json.loads((tmp_path / "ablations.json").read_text())["runs"]
+    assert list(runs) == ["faithful", "no_reset", "fpn_only"]
+    assert "test" in runs["faithful"] and "test" in runs["fpn_only"]
+    assert runs["no_reset"]["diverged"].startswith("training diverged at step ")

@@ -103,12 +103,10 @@ def collect(out_dir: Path) -> dict:
     runs = {}
     for variant in VARIANTS:
         done, stopped = out_dir / f"{variant}.json", out_dir / f"{variant}.diverged.json"
-        if done.is_file():
-            info = json.loads(done.read_text())
-            if info.get("test") is None:             # saved along the way, not finished
-                continue
+        info = json.loads(done.read_text()) if done.is_file() else {}
+        if info.get("test") is not None:
             runs[variant] = summary_of(variant, info)
-        elif stopped.is_file():
+        elif stopped.is_file():                      # (a NAME.json without test scores: not finished)
             runs[variant] = summary_of(variant, json.loads(stopped.read_text()))
     if not runs:
         raise FileNotFoundError(f"--out-dir {out_dir}: no finished variant (expected NAME.json from "

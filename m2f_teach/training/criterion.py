@@ -127,6 +127,7 @@ class Mask2FormerCriterion(nn.Module):
                                                          gt_masks, gt_image, index=i)
                                  for i, (cls_pred, mask_pred) in enumerate(zip(cls_pred_list, mask_pred_list))])
             costs = costs.float().cpu()                                             # (10, Q, N_all): the one sync
+            check_finite(costs, cls_pred_list, mask_pred_list)
         starts = np.cumsum([0] + counts)                                            # image b: columns starts[b]..starts[b+1]
         results = []
         for i, cost in enumerate(costs):
@@ -201,6 +202,20 @@ class Mask2FormerCriterion(nn.Module):
             losses[prefix + "loss_mask"] = loss_mask
             losses[prefix + "loss_dice"] = loss_dice
         return losses
+
+
+def check_finite(costs, cls_pred_list, mask_pred_list):
+    """Before any matching: a NaN or infinite cost names the first prediction that is not finite
+    (`FloatingPointError`; a diverged run), instead of scipy's "invalid numeric entries"."""
+    finite = torch.isfinite(costs).flatten(1).all(1)                             # (10,)
+    if bool(finite.all()):
+        return
+    i = int((~finite).nonzero()[0])
+    bad = [name for name, pred in (("cls_pred", cls_pred_list[i]), ("mask_pred", mask_pred_list[i]))
+           if not bool(torch.isfinite(pred).all())]
+    what = " and ".join(bad) + (" hold" if len(bad) > 1 else " holds") if bad else "its matching costs hold"
+    raise FloatingPointError(f"prediction {i} of {len(costs)} is not finite: {what} NaN or infinite values "
+                             f"(a diverged model), nothing to match")
 
 
 def total_loss(losses: dict[str, torch.Tensor]) -> torch.Tensor:

@@ -457,10 +457,15 @@ def train(args, on_log=None) -> dict:
             images = images.to(device)                                                  # (B, 3, H, W)
             targets = [{k: v.to(device) for k, v in t.items()} for t in targets]
             cls_pred_list, mask_pred_list = forward(images)                             # 10 × (B, Q, K), (B, Q, Hm, Wm)
-            losses = criterion(cls_pred_list, mask_pred_list, targets)
-            loss = total_loss(losses)
-            if not math.isfinite(loss.item()):
-                raise FloatingPointError(f"loss is {loss.item()} at step {step}")
+            try:             # a diverged model: stop before matching, keep the history
+                losses = criterion(cls_pred_list, mask_pred_list, targets)
+                loss = total_loss(losses)
+                if not math.isfinite(loss.item()):
+                    raise FloatingPointError(f"the loss is {loss.item()}")
+            except FloatingPointError as err:
+                info = run_info(args, config, device, time.time() - start, steps_done, None, history)
+                raise FloatingPointError(f"training diverged at step {step}: {err}; "
+                                         f"{save_diverged(info | {'diverged': f'step {step}: {err}'}, out)}") from None
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             if args.clip:
@@ -557,14 +562,27 @@ def save(model, info, out: Path):
                                                                  "command": info["command"]}
     atomic_write(out, lambda tmp: save_file(state_dict, tmp, metadata=metadata))
     from ..pretrained import sha256_of
-    text = json.dumps(info | {"sha256": sha256_of(out)}, indent=1, default=str) + "\n"  # checked at load
+    save_json_and_plot(info | {"sha256": sha256_of(out)}, out)  # the sha256 is checked at load
+    print(f"wrote {out} ({out.stat().st_size / 2**20:.1f} MiB), {out.with_suffix('.json')}, {out.with_suffix('.png')}")
+
+
+def save_json_and_plot(info, out: Path):
+    """`out` with .json (`info`) and with .png (the loss plot), each written atomically."""
+    text = json.dumps(info, indent=1, default=str) + "\n"
     atomic_write(out.with_suffix(".json"), lambda tmp: Path(tmp).write_text(text))
     from ..viz.training import plot_history
     figure = plot_history(info["history"])
     atomic_write(out.with_suffix(".png"), lambda tmp: figure.savefig(tmp, dpi=100, format="png"))
     import matplotlib.pyplot as plt
     plt.close(figure)
-    print(f"wrote {out} ({out.stat().st_size / 2**20:.1f} MiB), {out.with_suffix('.json')}, {out.with_suffix('.png')}")
+
+
+def save_diverged(info, out: Path) -> str:
+    """After a NaN: the json (history, `diverged`, no test scores) and the loss plot, not the
+    weights that gave the NaN; says what was written (a `--save-every` checkpoint stays as it was)."""
+    save_json_and_plot(info, out)
+    return (f"wrote the history to {out.with_suffix('.json')} and {out.with_suffix('.png')}, no weights; "
+            f"a lower --lr or a --clip may help")
 
 
 def run(args):
