@@ -759,3 +759,19 @@ def test_ablate_records_a_diverging_variant_and_goes_on(tmp_path, monkeypatch, c
     assert list(runs) == ["faithful", "no_reset", "fpn_only"]
     assert "test" in runs["faithful"] and "test" in runs["fpn_only"]
     assert runs["no_reset"]["diverged"].startswith("training diverged at step ")
+
+
+def test_ctrl_c_while_the_command_starts_is_one_line_and_exit_130():
+    """A Ctrl-C that lands while torch loads (simulated: the import of torch raises KeyboardInterrupt)."""
+    code = ("import builtins, runpy, sys\n"
+            "real_import = builtins.__import__\n"
+            "def interrupted(name, *args, **kwargs):\n"
+            "    if name.split('.')[0] == 'torch':\n"
+            "        raise KeyboardInterrupt\n"
+            "    return real_import(name, *args, **kwargs)\n"
+            "builtins.__import__ = interrupted\n"
+            "sys.argv = ['m2f_teach', 'table']\n"
+            "runpy.run_module('m2f_teach', run_name='__main__', alter_sys=True)\n")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO,
+                            env=os.environ | {"PYTHONPATH": str(REPO)}, timeout=120)
+    assert (result.returncode, result.stderr) == (130, "interrupted\n"), result.stderr
