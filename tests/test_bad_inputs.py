@@ -775,3 +775,15 @@ def test_ctrl_c_while_the_command_starts_is_one_line_and_exit_130():
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO,
                             env=os.environ | {"PYTHONPATH": str(REPO)}, timeout=120)
     assert (result.returncode, result.stderr) == (130, "interrupted\n"), result.stderr
+
+
+@pytest.mark.parametrize("text,message", [
+    ('{"test": {"miou": 0.5}, "hist', r"faithful.json: not valid JSON"),
+    ('{"test": {"miou": 0.5}, "history": {"step": [], "loss": [], "val": []}}', r"faithful.json: no 'steps_done'"),
+    ('[1, 2, 3]', r"faithful.json: holds a JSON list, expected the object train writes"),
+    ('{"test": {"miou": 0.5}, "history": [1, 2]}', r"faithful.json: not the json train writes"),
+])
+def test_ablate_collect_names_a_broken_run_json(tmp_path, capsys, text, message):
+    (tmp_path / "faithful.json").write_text(text)
+    err = cli_error(capsys, ["ablate", "--collect", "--out-dir", str(tmp_path)], status=2)
+    assert re.search(re.escape(str(tmp_path)) + "/" + message, err) and err.count("\n") == 1, err
