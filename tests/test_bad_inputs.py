@@ -787,3 +787,22 @@ def test_ablate_collect_names_a_broken_run_json(tmp_path, capsys, text, message)
     (tmp_path / "faithful.json").write_text(text)
     err = cli_error(capsys, ["ablate", "--collect", "--out-dir", str(tmp_path)], status=2)
     assert re.search(re.escape(str(tmp_path)) + "/" + message, err) and err.count("\n") == 1, err
+
+
+@pytest.mark.parametrize("name,starts", [("t.html", "<table"), ("t.tex", "% Mask2Former shapes"), ("t.json", "[")])
+def test_table_output_suffix_picks_the_format(tmp_path, capsys, name, starts):
+    main(["table", "--preset", "small", "-o", str(tmp_path / name)])
+    text = (tmp_path / name).read_text()
+    assert text.startswith(starts) and ("\\begin{tabular}" in text) == (name == "t.tex")
+
+
+def test_table_refuses_a_format_its_output_suffix_contradicts(tmp_path, capsys):
+    err = cli_error(capsys, ["table", "--preset", "small", "--format", "md", "-o", str(tmp_path / "t.html")], status=2)
+    assert f"--output {tmp_path}/t.html is a .html file but --format md" in err
+    assert not (tmp_path / "t.html").exists()
+
+
+@pytest.mark.parametrize("text", ["", ","])
+def test_table_refuses_empty_columns(capsys, text):
+    err = cli_error(capsys, ["table", "--preset", "small", "--columns", text], status=2)
+    assert "--columns" in err and f"got {text!r}" in err

@@ -71,12 +71,33 @@ def _replace_atomically(target: Path, write):
 
 
 def _columns(text: str) -> list[str]:
-    return [c.strip() for c in text.split(",") if c.strip()]
+    import argparse
+    columns = [c.strip() for c in text.split(",") if c.strip()]
+    if not columns:
+        raise argparse.ArgumentTypeError(f"expected column names separated by commas (e.g. step,name,shape), "
+                                         f"got {text!r}")
+    return columns
+
+
+# what an --output name says about the format; another suffix leaves --format (or md) to decide
+SUFFIX_FORMATS = {".md": "md", ".markdown": "md", ".html": "html", ".htm": "html", ".csv": "csv",
+                  ".json": "json", ".tex": "latex"}
+
+
+def table_format(args) -> str:
+    """`--format`, else what `--output`'s suffix says, else latex with --slides, else md; a
+    `--format` that contradicts the suffix (markdown into t.html) is refused."""
+    suffix = Path(args.output).suffix.lower() if args.output else ""
+    implied = SUFFIX_FORMATS.get(suffix)
+    if args.format and implied and args.format != implied:
+        raise ValueError(f"--output {args.output} is a {suffix} file but --format {args.format}: "
+                         f"drop --format (the suffix picks {implied}) or name the file for {args.format}")
+    return args.format or implied or ("latex" if args.slides else "md")
 
 
 # ---- table ------------------------------------------------------------------------------------------
 def run_table(args):
-    fmt = args.format or ("latex" if args.slides else "md")
+    fmt = table_format(args)
     if args.output:
         check_output(args.output)              # before the trace: a typo fails at once
     from .shape_only import trace_shapes
@@ -99,7 +120,8 @@ def add_table_parser(sub):
                                        "and a note.")
     _config_options(table)
     table.add_argument("--format", choices=FORMATS, default=None, help="md (default), html, csv, json "
-                       "or latex (the default with --slides)")
+                       "or latex (the default with --slides); with --output, its suffix picks it "
+                       "(.md, .html, .csv, .json, .tex)")
     table.add_argument("--output", "-o", help="write to this file instead of standard output")
     table.add_argument("--collapse", dest="collapse", action="store_true", default=None,
                        help="one row for repeated layers with the same shape (default for md/html/latex)")
