@@ -806,3 +806,14 @@ def test_table_refuses_a_format_its_output_suffix_contradicts(tmp_path, capsys):
 def test_table_refuses_empty_columns(capsys, text):
     err = cli_error(capsys, ["table", "--preset", "small", "--columns", text], status=2)
     assert "--columns" in err and f"got {text!r}" in err
+
+
+def test_summary_refuses_a_negative_depth(capsys):
+    err = cli_error(capsys, ["summary", "--preset", "small", "--depth", "-1"], status=2)
+    assert err == "error: --depth -1: expected an integer ≥ 0 (0: the model alone, 1: its parts, ...)\n"
+
+
+@pytest.mark.parametrize("dpi", ["100000", "0"])
+def test_diagram_dpi_is_bounded_before_drawing(tmp_path, capsys, dpi):
+    err = cli_error(capsys, ["diagram", "--preset", "small", "--dpi", dpi, "-o", str(tmp_path / "a.png")], status=2)
+    assert err.startswith(f"error: --dpi {dpi}: expected 10 to 600") and not (tmp_path / "a.png").exists()

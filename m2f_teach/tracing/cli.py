@@ -150,6 +150,8 @@ def add_table_parser(sub):
 
 # ---- summary ----------------------------------------------------------------------------------------
 def run_summary(args):
+    if args.depth < 0:
+        raise ValueError(f"--depth {args.depth}: expected an integer ≥ 0 (0: the model alone, 1: its parts, ...)")
     if args.output:
         check_output(args.output)
     from .summary import model_summary
@@ -159,13 +161,20 @@ def run_summary(args):
 def add_summary_parser(sub):
     summary = sub.add_parser("summary", help="torchinfo summary of the model at a configuration")
     _config_options(summary)
-    summary.add_argument("--depth", type=int, default=3, help="module nesting depth to show")
+    summary.add_argument("--depth", type=int, default=3, help="module nesting depth to show (≥ 0)")
     summary.add_argument("--output", "-o", help="write to this file instead of standard output")
     summary.set_defaults(func=run_summary)
 
 
 # ---- diagram ----------------------------------------------------------------------------------------
+DPI_RANGE = (10, 600)       # 600 dpi: the 13 × 8.6 inch page is 7800 × 5160 pixels, 160 MB while drawn
+
+
 def run_diagram(args):
+    low, high = DPI_RANGE
+    if not low <= args.dpi <= high:
+        raise ValueError(f"--dpi {args.dpi}: expected {low} to {high} (the page is 13 × 8.6 inches: "
+                         f"{high} dpi gives {13 * high} × {round(8.6 * high)} pixels)")
     target = check_output(args.output, DIAGRAM_FORMATS)
     from ..viz.diagram import save_diagram
     from .shape_only import trace_shapes
@@ -184,7 +193,8 @@ def add_diagram_parser(sub):
     _config_options(diagram)
     diagram.add_argument("--output", "-o", required=True, metavar="FILE",
                          help="arch.svg, arch.pdf or arch.png (the suffix picks the format)")
-    diagram.add_argument("--dpi", type=int, default=200, help="resolution of a png (default 200)")
+    diagram.add_argument("--dpi", type=int, default=200,
+                         help=f"resolution of a png, {DPI_RANGE[0]} to {DPI_RANGE[1]} (default 200)")
     diagram.set_defaults(func=run_diagram)
 
 
