@@ -817,3 +817,32 @@ def test_summary_refuses_a_negative_depth(capsys):
 def test_diagram_dpi_is_bounded_before_drawing(tmp_path, capsys, dpi):
     err = cli_error(capsys, ["diagram", "--preset", "small", "--dpi", dpi, "-o", str(tmp_path / "a.png")], status=2)
     assert err.startswith(f"error: --dpi {dpi}: expected 10 to 600") and not (tmp_path / "a.png").exists()
+
+
+def test_compare_hf_names_the_folder_whose_weights_do_not_fit_its_config(tmp_path, capsys):
+    """HF would fill the misfits with random values (or print its own report and raise): one
+    error naming the folder and each key, for compare and convert alike."""
+    pytest.importorskip("transformers")
+    from m2f_teach.convert.hf_reference import hf_resnet_config, random_hf_model
+    folder = tmp_path / "hf"
+    random_hf_model(hf_resnet_config(), seed=0).save_pretrained(folder)
+    config = json.loads((folder / "config.json").read_text())
+    config["num_queries"] += 3
+    (folder / "config.json").write_text(json.dumps(config))
+    capsys.readouterr()                                  # what saving printed
+    for argv in (["compare", "--hf", str(folder)], ["convert", "--from", "hf", str(folder), "-o", str(tmp_path / "o.safetensors")]):
+        err = cli_error(capsys, argv)
+        assert err.startswith(f"error: cannot load {folder}: its weights do not fit its config.json:"), err
+        assert "queries_features.weight: (20, 64) vs (23, 64)" in err and "ignore_mismatched_sizes" not in err
+
+
+def test_compare_mmdet_names_the_files_when_the_config_is_another_models(mmdet_model, tmp_path, capsys):
+    mmdet = pytest.importorskip("mmdet")
+    pytest.importorskip("mmengine")
+    config = Path(mmdet.__file__).parent / ".mim" / "configs" / "mask2former" / "mask2former_r50_8xb2-lsj-50e_coco.py"
+    weights = tmp_path / "small.pth"
+    torch.save({"state_dict": dict(mmdet_model.state_dict())}, weights)
+    err = cli_error(capsys, ["compare", "--mmdet", str(weights), "--config", str(config), "--resize", "64", "64"])
+    assert err.startswith(f"error: --mmdet {weights} with --config {config}: cannot load the weights"), err
+    assert "panoptic_head.query_feat.weight: (20, 64) vs (100, 256)" in err or "shape mismatches" in err
+    assert "size mismatch for" not in err and len(err.splitlines()) < 30
