@@ -846,3 +846,14 @@ def test_compare_mmdet_names_the_files_when_the_config_is_another_models(mmdet_m
     assert err.startswith(f"error: --mmdet {weights} with --config {config}: cannot load the weights"), err
     assert "panoptic_head.query_feat.weight: (20, 64) vs (100, 256)" in err or "shape mismatches" in err
     assert "size mismatch for" not in err and len(err.splitlines()) < 30
+
+
+def test_a_model_too_large_for_memory_is_refused_with_its_estimate(monkeypatch):
+    import m2f_teach.model.model as model_module
+    monkeypatch.setattr(model_module, "memory_of", lambda device: 64 * 2**30)     # a 64 GiB machine
+    with pytest.raises(ValueError, match=r"weights alone need about 477 GiB \(1.28e\+11 numbers at Q=1000000000, "
+                                         r"C=64, K=81\); cpu has 64 GiB"):
+        Mask2Former(M2FConfig.small(num_queries=10**9))
+    monkeypatch.setattr(model_module, "memory_of", lambda device: 2**20)          # 1 MiB: meta builds all the same
+    with torch.device("meta"):
+        assert Mask2Former(M2FConfig.small(num_queries=1000)).panoptic_head.query_feat.weight.shape == (1000, 64)
