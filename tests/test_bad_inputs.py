@@ -857,3 +857,22 @@ def test_a_model_too_large_for_memory_is_refused_with_its_estimate(monkeypatch):
     monkeypatch.setattr(model_module, "memory_of", lambda device: 2**20)          # 1 MiB: meta builds all the same
     with torch.device("meta"):
         assert Mask2Former(M2FConfig.small(num_queries=1000)).panoptic_head.query_feat.weight.shape == (1000, 64)
+
+
+@pytest.mark.parametrize("device,message", [
+    ("cuda", r"map_location='cuda': this torch sees no CUDA device; load on 'cpu'"),
+    ("gpu", r"map_location='gpu': not a device"),
+])
+def test_load_checkpoint_names_a_device_it_cannot_use(files, monkeypatch, device, message):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(ValueError, match=message):
+        load_checkpoint(files / "good.safetensors", map_location=device)
+
+
+def test_a_safetensors_header_is_not_taken_for_a_pickle(tmp_path):
+    """A header length whose first byte is 0x80 (1 file in 256) once read as 'a Python pickle'."""
+    from m2f_teach.convert.checkpoint import describe_file
+    header = b'{"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}}'.ljust(128, b" ")
+    path = tmp_path / "x.safetensors"
+    path.write_bytes(len(header).to_bytes(8, "little") + header + b"\0\0")      # 2 of its 4 data bytes
+    assert len(header) == 0x80 and describe_file(path).startswith("its contents do not match its header")

@@ -109,6 +109,8 @@ def describe_file(path: Path) -> str:
         head = fh.read(16)
     if head.startswith(b"PK\x03\x04"):
         return "it is a zip archive, as torch.save writes (a .pth/.pt file), not a .safetensors file"
+    if size >= 9 and head[8:9] == b"{" and struct.unpack("<Q", head[:8])[0] <= size - 8:
+        return f"its contents do not match its header ({size} bytes; truncated or damaged)"
     if head[:1] == b"\x80" and size > 2:
         return "it is a Python pickle (an old torch.save .pth file), not a .safetensors file"
     if size < 8:
@@ -121,9 +123,22 @@ def describe_file(path: Path) -> str:
     return f"its contents do not match its header ({size} bytes; truncated or damaged)"
 
 
+def check_device(device, what: str = "device"):
+    """A `ValueError` naming `device` when this torch cannot put tensors there (before any file is read)."""
+    try:
+        parsed = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise ValueError(f"{what}={device!r}: not a device (expected 'cpu', 'cuda', 'cuda:N', ...)") from None
+    if parsed.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"{what}={device!r}: this torch sees no CUDA device; load on 'cpu'")
+    if parsed.type == "cuda" and parsed.index is not None and parsed.index >= torch.cuda.device_count():
+        raise ValueError(f"{what}={device!r}: this torch sees {torch.cuda.device_count()} CUDA device(s)")
+
+
 def read_safetensors(path: str | os.PathLike, what: str = "weights", device: str = "cpu") -> dict[str, torch.Tensor]:
     """`safetensors.torch.load_file`, with errors that name the file and say what it looks like."""
     path = Path(path)
+    check_device(device, what="map_location" if what == "checkpoint" else "device")
     if not path.is_file():
         raise FileNotFoundError(f"{what} {path}: no such file")
     try:
@@ -159,6 +174,7 @@ def load_checkpoint(path: str | os.PathLike, map_location: str = "cpu") -> Mask2
     rules) and every tensor's shape against it, so a file that claims a huge model fails at once.
     """
     path = Path(path)
+    check_device(map_location, "map_location")
     if not path.is_file():
         hint = ("; it is a directory" if path.is_dir() else
                 f"; make one with `python -m m2f_teach convert --from hf|mmdet SRC --output {path.name}`")
