@@ -876,3 +876,17 @@ def test_a_safetensors_header_is_not_taken_for_a_pickle(tmp_path):
     path = tmp_path / "x.safetensors"
     path.write_bytes(len(header).to_bytes(8, "little") + header + b"\0\0")      # 2 of its 4 data bytes
     assert len(header) == 0x80 and describe_file(path).startswith("its contents do not match its header")
+
+
+def test_load_checkpoint_names_the_file_of_an_unknown_hf_backbone_type(files, tmp_path):
+    pytest.importorskip("transformers")
+    from safetensors import safe_open
+    with safe_open(str(files / "good.safetensors"), framework="pt") as f:
+        metadata = f.metadata()
+    metadata["m2f_teach.hf_backbone"] = json.dumps({"model_type": "no-such-backbone", "depths": [2, 2]})
+    save_file(load_file(str(files / "good.safetensors")), str(tmp_path / "hf.safetensors"), metadata=metadata)
+    with pytest.raises(ConversionError) as err:
+        load_checkpoint(tmp_path / "hf.safetensors")
+    message = str(err.value)
+    assert message.startswith(f"{tmp_path}/hf.safetensors: its HF backbone has model_type 'no-such-backbone'")
+    assert "swin" not in message and len(message) < 250

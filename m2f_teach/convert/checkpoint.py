@@ -199,9 +199,32 @@ def load_checkpoint(path: str | os.PathLike, map_location: str = "cpu") -> Mask2
             raise ConversionError(key_report(missing, unexpected, mismatched, f"{path} (against its stored config)"))
     model = Mask2Former(config)
     if "m2f_teach.hf_backbone" in metadata:
-        model.backbone = HFBackbone.from_config_json(metadata["m2f_teach.hf_backbone"])
+        model.backbone = hf_backbone_from_metadata(metadata["m2f_teach.hf_backbone"], path)
     load_strict(model, read_safetensors(path, "checkpoint", device=map_location), str(path))
     return model.eval()
+
+
+def hf_backbone_from_metadata(text: str, path: Path) -> HFBackbone:
+    """The HF backbone a checkpoint's `m2f_teach.hf_backbone` metadata describes; errors name `path`
+    and the model type (not the hundreds of types transformers knows)."""
+    try:
+        values = json.loads(text)
+    except json.JSONDecodeError as err:
+        raise ConversionError(f"{path}: its m2f_teach.hf_backbone metadata is not valid JSON ({err})") from None
+    model_type = values.get("model_type") if isinstance(values, dict) else None
+    try:
+        import transformers
+        from transformers import CONFIG_MAPPING
+    except ImportError:
+        raise ImportError(f"{path} uses a HF transformers backbone ({model_type}): pip install transformers") from None
+    if model_type not in CONFIG_MAPPING:
+        raise ConversionError(f"{path}: its HF backbone has model_type {model_type!r}, which transformers "
+                              f"{transformers.__version__} does not know (a newer transformers may)")
+    try:
+        return HFBackbone.from_config_json(text)
+    except (ValueError, TypeError, KeyError) as err:
+        raise ConversionError(f"{path}: cannot rebuild its {model_type} backbone from the stored HF config "
+                              f"({type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''})") from None
 
 
 def read_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
