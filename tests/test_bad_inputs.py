@@ -890,3 +890,15 @@ def test_load_checkpoint_names_the_file_of_an_unknown_hf_backbone_type(files, tm
     message = str(err.value)
     assert message.startswith(f"{tmp_path}/hf.safetensors: its HF backbone has model_type 'no-such-backbone'")
     assert "swin" not in message and len(message) < 250
+
+
+@pytest.mark.parametrize("size", [[4, 6], [3, 5], [0, 0]])
+def test_rle_decode_refuses_a_size_its_counts_disagree_with(size):
+    from m2f_teach.predict.rle import decode, encode
+    mask = torch.zeros(4, 5, dtype=torch.bool)
+    mask[1:3, 2:4] = True
+    rle = encode(mask.numpy())
+    assert (decode(rle) == mask.numpy()).all() and rle["size"] == [4, 5]
+    with pytest.raises(ValueError, match=rf"RLE size \[{size[0]}, {size[1]}\] holds {size[0] * size[1]} pixels "
+                                         r"but its counts add up to 20"):
+        decode(dict(rle, size=size))
