@@ -30,7 +30,9 @@ optimizer, schedule, step, history and random-number states; read back with
 `torch.load(weights_only=True)`, so nothing in it is executed): `--resume OUT.state.pt` with
 the same training flags continues where it stopped, and a resumed CPU run gives bitwise the
 same weights as one that was never interrupted. Files are written to a temporary name and
-renamed, so a checkpoint is never half-written.
+renamed, so a checkpoint is never half-written. A run whose predictions turn NaN stops before the
+matching, naming the step, with its history in OUT.json (`diverged`) and OUT.png. `--out` inside
+the installed package (its shipped checkpoint) needs `--allow-package-write`.
 
 Seeded: the same command on the same device and torch version gives the same weights on CPU.
 """
