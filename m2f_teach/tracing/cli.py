@@ -70,6 +70,13 @@ def _replace_atomically(target: Path, write):
             os.unlink(tmp)
 
 
+def _positive(text: str) -> int:
+    import argparse
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number of at least 1, got {text!r}")
+    return int(text)
+
+
 def _columns(text: str) -> list[str]:
     return [c.strip() for c in text.split(",") if c.strip()]
 
@@ -87,11 +94,13 @@ def run_table(args):
     if args.columns or args.steps or args.only or args.short_names or args.lang != "en":
         table = table.select(columns=args.columns, steps=args.steps, only=args.only,
                              short_names=args.short_names or None, lang=args.lang)
-    write_output(table.render(fmt, slides=args.slides, standalone=args.standalone), args.output)
+    write_output(table.render(fmt, slides=args.slides, standalone=args.standalone,
+                              font_size=args.font_size, rows_per_frame=args.rows_per_frame), args.output)
 
 
 def add_table_parser(sub):
     from .table import ALL_COLUMNS, COLUMNS, LANGUAGES
+    from .table_latex import FONT_SIZES
     table = sub.add_parser("table", help="annotated shape table of a configuration (meta device: "
                                          "shapes without weights)",
                            description="The annotated shape table: each traced tensor's seed step, "
@@ -123,6 +132,10 @@ def add_table_parser(sub):
                       help="LaTeX beamer frames that fit 16:9, as many as the rows need")
     docs.add_argument("--standalone", action="store_true",
                       help="a complete document: LaTeX that compiles with pdflatex, or an HTML page")
+    docs.add_argument("--font-size", choices=FONT_SIZES, default=None,
+                      help="the slides' font size (default scriptsize); frames are filled to their height")
+    docs.add_argument("--rows-per-frame", type=_positive, metavar="N", default=None,
+                      help="at most N rows on a slide (fewer where N do not fit)")
     table.set_defaults(func=run_table)
 
 

@@ -301,17 +301,23 @@ class ShapeTable:
             rows.append(item)
         return json.dumps(rows, indent=1, ensure_ascii=False) + "\n"
 
-    def to_latex(self, slides: bool = False, standalone: bool = False) -> str:
-        """A LaTeX `tabular` (needs booktabs); `slides`: 16:9 beamer frames that fit, as many
-        as the rows need; `standalone`: a complete document that compiles with pdflatex."""
-        from .table_latex import latex_document, latex_fragment, latex_slides
+    def to_latex(self, slides: bool = False, standalone: bool = False, font_size: str | None = None,
+                 rows_per_frame: int | None = None) -> str:
+        """A LaTeX `tabular` (needs booktabs); `slides`: 16:9 beamer frames, each filled with as
+        many rows as fit (measured with pdflatex where it is installed); `standalone`: a complete
+        document that compiles with pdflatex. For slides, `font_size` (`tiny`, `scriptsize`,
+        the default, `footnotesize`, `small`, `normalsize`) and `rows_per_frame` (at most this
+        many rows on a frame)."""
+        from .table_latex import DEFAULT_FONT_SIZE, latex_document, latex_fragment, latex_slides
         if slides:
-            return latex_slides(self, standalone=standalone)
+            return latex_slides(self, standalone=standalone, font_size=font_size or DEFAULT_FONT_SIZE,
+                                rows_per_frame=rows_per_frame)
         return latex_document(self) if standalone else latex_fragment(self)
 
-    def render(self, fmt: str = "md", slides: bool = False, standalone: bool = False) -> str:
-        """The table in `fmt` (md, html, csv, json, latex); `slides` is for latex only,
-        `standalone` (a complete document) for latex and html."""
+    def render(self, fmt: str = "md", slides: bool = False, standalone: bool = False,
+               font_size: str | None = None, rows_per_frame: int | None = None) -> str:
+        """The table in `fmt` (md, html, csv, json, latex); `slides` (with `font_size` and
+        `rows_per_frame`) is for latex only, `standalone` (a complete document) for latex and html."""
         fmt = {"markdown": "md", "tex": "latex"}.get(fmt, fmt)
         formats = {"md": self.to_markdown, "html": self.to_html, "csv": self.to_csv,
                    "json": self.to_json, "latex": self.to_latex}
@@ -319,10 +325,13 @@ class ShapeTable:
             raise ValueError(f"unknown table format {fmt!r}; expected one of md, html, csv, json, latex")
         if slides and fmt != "latex":
             raise ValueError(f"--slides makes LaTeX beamer frames; it does not apply to format {fmt!r}")
+        if (font_size or rows_per_frame) and not slides:
+            raise ValueError("--font-size and --rows-per-frame shape --slides; add --slides")
         if standalone and fmt not in ("latex", "html"):
             raise ValueError(f"--standalone makes a complete LaTeX or HTML document; format {fmt!r} has none")
         if fmt == "latex":
-            return self.to_latex(slides=slides, standalone=standalone)
+            return self.to_latex(slides=slides, standalone=standalone, font_size=font_size,
+                                 rows_per_frame=rows_per_frame)
         return self.to_html(standalone=standalone) if fmt == "html" else formats[fmt]()
 
     def __str__(self):
