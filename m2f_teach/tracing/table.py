@@ -23,7 +23,7 @@ import re
 from dataclasses import dataclass, field
 
 from .annotations import annotate
-from .annotations_zh import HEADERS_ZH, TITLE_ZH, note_zh, step_zh
+from .annotations_zh import HEADERS_ZH, TITLE_ZH, derivation_zh, note_zh, step_zh
 
 COLUMNS = ("step", "name", "symbolic", "shape", "derivation", "note")     # the default, in order
 ALL_COLUMNS = COLUMNS + ("dtype", "count")
@@ -213,6 +213,11 @@ class ShapeTable:
             chinese = chinese[len(number) + 1:]          # "3.4 deformable attention / 可变形注意力"
         return _in_language(row.step, chinese, self.lang)
 
+    def _derivation(self, row: Row) -> str:
+        if self.lang == "en":
+            return row.derivation
+        return derivation_zh(row.derivation, both=self.lang == "both")
+
     def _note(self, row: Row) -> str:
         return _in_language(row.note, row.note_zh, self.lang)
 
@@ -233,7 +238,7 @@ class ShapeTable:
         """The text of one cell (the name with ` ×n` where n rows share it)."""
         if column == "name":
             return self.shown_name(row) + (f" ×{row.count}" if row.count > 1 and "count" not in self.columns else "")
-        return {"step": self._step, "note": self._note}.get(column, lambda r: {
+        return {"step": self._step, "note": self._note, "derivation": self._derivation}.get(column, lambda r: {
             "symbolic": r.symbolic, "shape": r.shape_text, "derivation": r.derivation,
             "dtype": r.dtype, "count": str(r.count)}[column])(row)
 

@@ -35,7 +35,8 @@ EM = {"text": 0.48, "mono": 0.531, "wide": 1.0}           # average advance; CJK
 TABCOLSEP_PT = 3.0
 SLACK = {"derivation": 1.1}  # estimated / ideal width: math spacing, fewer breaks in math
 # what a derivation says about the tracing tool rather than the network: kept out of slides
-TOOL_REMARKS = ("computed only when a trace keeps it (a plain forward never does)",)
+TOOL_REMARKS = ("computed only when a trace keeps it (a plain forward never does)",
+                "仅在追踪保留它时才计算（普通前向传播不计算）")
 
 GLOSSARY = {"B", "C", "S", "S_q", "nH", "L", "P", "D", "Q", "K", "H", "W", "H_l", "W_l", "Hm",
             "Wm", "C_m", "C_in", "N", "i", "j", "l", "x", "y", "h", "w"}
@@ -49,7 +50,8 @@ TEXT_CHARS = (("\\", r"\textbackslash{}"), ("_", r"\_"), ("%", r"\%"), ("&", r"\
               ("–", "--"), ("²", r"$^2$"), ("≥", r"$\geq$"), ("≤", r"$\leq$"), ("<", r"$<$"),
               (">", r"$>$"), ("−", r"$-$"), ("√", r"$\surd$"), ("ᵀ", r"$^{\top}$"), ("∞", r"$\infty$"))
 OPERATORS = set("=·×+-/%∈→²≥<>−^")
-TOKENS = re.compile(r"(?P<word>[A-Za-z]+(?:_[A-Za-z0-9]+)?)|(?P<space>\s+)|(?P<other>.)")
+TOKENS = re.compile(r"(?P<cjk>[\u2e80-\u9fff\u3000-\u303f\uff00-\uffef]+)|(?P<word>[A-Za-z]+(?:_[A-Za-z0-9]+)?)"
+                    r"|(?P<space>\s+)|(?P<other>.)")
 
 
 def esc(text: str) -> str:
@@ -75,7 +77,7 @@ def derivation_latex(text: str) -> str:
     runs: list[tuple[bool, list[tuple[str, str]]]] = []       # (is_text, tokens)
     for m in TOKENS.finditer(text):
         kind, value = m.lastgroup, m.group()
-        is_text = kind == "word" and value not in GLOSSARY and len(value) > 1
+        is_text = (kind == "word" and value not in GLOSSARY and len(value) > 1) or kind == "cjk"
         if kind == "space" and runs:
             runs[-1][1].append((kind, value))
             continue
@@ -122,7 +124,7 @@ def slide_text(table, row, column: str) -> str:
     """A cell's text on a slide: a derivation without the remarks about the tracing tool."""
     text = table.cell(row, column)
     if column == "derivation":
-        text = "; ".join(part for part in text.split("; ") if part not in TOOL_REMARKS)
+        text = "; ".join(part for part in text.split("; ") if not part.startswith(TOOL_REMARKS))
     return text
 
 
@@ -286,6 +288,9 @@ MONO_ADVANCE_PT = {"tiny": 3.1875, "scriptsize": 4.2501, "footnotesize": 4.7250,
                    "normalsize": 5.7487}
 LONG = ("derivation", "note")        # prose columns: on a slide they may take a line of their own
 RECORD_GAP_PT = 2.0                  # space after each row of a stacked table
+# beamer reports a frame overfull 3.1 pt before the bottom of its text area as `\pdfsavepos`
+# finds it (the end of a frame adds that much below its last line); kept free, with a margin
+FRAME_END_PT = 3.5
 INDENT_PT = 10.0                     # its second line, indented
 PROSE_SEPARATOR = " --- "            # between the derivation and the note on that line
 
@@ -416,7 +421,8 @@ def slide_plan(table, font_size: str = DEFAULT_FONT_SIZE, rows_per_frame: int | 
     frame += ["", slide_fit.mark("header"), r"\vskip 0pt plus 1filll", slide_fit.mark("bottom")]
     sizes, marks = slide_fit.measure(_measure_document(table, ["\\" + font_size] + boxes, frame))
     heights = [sizes[f"r{k}"][1] + sizes[f"r{k}"][2] for k in range(len(table.rows))]
-    plan.header, plan.available = marks["top"] - marks["header"], marks["top"] - marks["bottom"]
+    plan.header = marks["top"] - marks["header"]
+    plan.available = marks["top"] - marks["bottom"] - FRAME_END_PT
     frames = slide_fit.pack(heights, plan.available, plan.header, rows_per_frame)
     plan.frames = [[table.rows[k] for k in f] for f in frames]
     plan.heights = [[heights[k] for k in f] for f in frames]
