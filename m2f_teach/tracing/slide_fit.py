@@ -6,8 +6,8 @@
 A row's height depends on TeX's line breaking in each column, which an estimate only
 approaches. So `table_latex.latex_slides` typesets every row once, alone, in the frame's own
 font, columns and title (`measure`), reads each box's height and depth from the log, and fills
-frames greedily with those heights (`pack`): a frame takes rows while the header, the rules
-and the rows fit the space below the title, which is measured in the same run with
+frames with those heights (`pack`): as few frames as the rows need, each holding the header,
+the rules and its rows within the space below the title, which is measured in the same run with
 `\\pdfsavepos`. Rows in a `tabular` stack without glue between them, so a frame's table is as
 tall as its header plus the sum of its rows (`tests/test_table_latex.py` checks this against
 the compiled slides). Without pdflatex the caller falls back to an estimate.
@@ -62,19 +62,35 @@ def measure(document: str) -> tuple[dict[str, tuple[float, float, float]], dict[
 
 
 def pack(heights: list[float], available: float, header: float, most: int | None = None) -> list[list[int]]:
-    """Row indices in frames: each frame takes rows while `header` plus its rows' heights fit
-    `available` (and, with `most`, while it has fewer than `most` rows). A row taller than a
-    whole frame gets a frame to itself."""
-    frames: list[list[int]] = []
-    current: list[int] = []
-    used = header
-    for i, height in enumerate(heights):
-        full = used + height > available + 0.01 or (most is not None and len(current) >= most)
-        if current and full:
-            frames.append(current)
-            current, used = [], header
-        current.append(i)
-        used += height
-    if current or not frames:
-        frames.append(current)
+    """Row indices in frames, in order: as few frames as hold the rows (a frame holds `header`
+    plus its rows within `available`, and with `most` at most that many rows; a row taller than
+    a frame gets one to itself), and among those the split whose emptiest frame before the
+    last is fullest, so no frame but the last ends far above the bottom."""
+    n = len(heights)
+    if n == 0:
+        return [[]]
+
+    def fits(j: int, i: int) -> bool:
+        return i - j == 1 or (header + sum(heights[j:i]) <= available + 0.01 and (most is None or i - j <= most))
+
+    # best[i]: (frames, -fill of the emptiest, where the last frame starts) for the first i rows
+    best: list[tuple[int, float, int] | None] = [(0, -float("inf"), 0)] + [None] * n
+    for i in range(1, n + 1):
+        for j in range(i - 1, -1, -1):
+            if not fits(j, i):
+                break
+            if best[j] is not None:
+                count, emptiest, _ = best[j]
+                fill = (header + sum(heights[j:i])) / available
+                candidate = (count + 1, max(emptiest, -fill), j)
+                if best[i] is None or candidate[:2] < best[i][:2]:
+                    best[i] = candidate
+    # the last frame's fill does not count: choose where it starts
+    last = min((j for j in range(n) if fits(j, n) and best[j] is not None),
+               key=lambda j: (best[j][0] + 1, best[j][1] if j else -float("inf")))
+    frames, end, start = [list(range(last, n))], last, None
+    while end > 0:
+        start = best[end][2]
+        frames.insert(0, list(range(start, end)))
+        end = start
     return frames

@@ -287,7 +287,7 @@ def _body_row(table, row) -> str:
 MONO_ADVANCE_PT = {"tiny": 3.1875, "scriptsize": 4.2501, "footnotesize": 4.7250, "small": 5.2500,
                    "normalsize": 5.7487}
 LONG = ("derivation", "note")        # prose columns: on a slide they may take a line of their own
-RECORD_GAP_PT = 2.0                  # space after each row of a stacked table
+RECORD_GAP_PT = 1.5                  # space after each row of a stacked table
 # beamer reports a frame overfull 3.1 pt before the bottom of its text area as `\pdfsavepos`
 # finds it (the end of a frame adds that much below its last line); kept free, with a margin
 FRAME_END_PT = 3.5
