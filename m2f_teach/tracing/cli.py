@@ -158,14 +158,16 @@ def add_summary_parser(sub):
 # ---- diagram ----------------------------------------------------------------------------------------
 def run_diagram(args):
     target = check_output(args.output, DIAGRAM_FORMATS)
-    from ..viz.diagram import save_diagram
+    from ..viz.diagram import cjk_font, save_diagram
+    if args.lang == "zh":
+        cjk_font()                              # before the trace: a missing font fails at once
     from .shape_only import trace_shapes
     config = _config(args)
     if not config.deformable_encoder:
         raise ValueError("--deformable-encoder false: the diagram draws the deformable encoder, which this "
                          "ablation removes; `python -m m2f_teach table --deformable-encoder false` shows its shapes")
     figure_trace = trace_shapes(config)
-    _replace_atomically(target, lambda tmp: save_diagram(figure_trace, tmp, dpi=args.dpi))
+    _replace_atomically(target, lambda tmp: save_diagram(figure_trace, tmp, dpi=args.dpi, lang=args.lang))
     print(f"wrote {args.output}", file=sys.stderr)
 
 
@@ -176,6 +178,8 @@ def add_diagram_parser(sub):
     diagram.add_argument("--output", "-o", required=True, metavar="FILE",
                          help="arch.svg, arch.pdf or arch.png (the suffix picks the format)")
     diagram.add_argument("--dpi", type=int, default=200, help="resolution of a png (default 200)")
+    diagram.add_argument("--lang", choices=("en", "zh"), default="en",
+                         help="language of the words (zh: Chinese, needs a font with Chinese glyphs)")
     diagram.set_defaults(func=run_diagram)
 
 
