@@ -120,7 +120,7 @@ def derivation(record, symbols: dict, spatial_shapes: list) -> str:
     elif name.endswith("spatial_shapes") and spatial_shapes:
         parts.append("values " + str([list(s) for s in spatial_shapes]))
     elif name.endswith("offset_normalizer") and spatial_shapes:
-        parts.append("values " + str([[w, h] for h, w in spatial_shapes]) + ", (W_l, H_l) per level")
+        parts.append("values " + str([[w, h] for h, w in spatial_shapes]))
     elif name.startswith("backbone.feats."):
         i = int(name.rsplit(".", 1)[1])
         parts.append(f"stride {4 * 2 ** i}; channels = 4 × bottleneck width")

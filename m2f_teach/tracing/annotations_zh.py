@@ -85,7 +85,6 @@ DERIVATION_ZH: list[tuple[str, str]] = [
     (r"computed only when a trace keeps it \(a plain forward never does\)", "仅在追踪保留它时才计算（普通前向传播不计算）"),
     (r"channels = 4 × bottleneck width", "通道数 = 4 × 瓶颈宽度"),
     (r"each row sums to 1", "每行之和为 1"),
-    (r"\(W_l, H_l\) per level", "每个层级的 (W_l, H_l)"),
     (r"layer (\d+) attends to level", r"第 \1 层关注层级"),
     (r"prediction (\d+) makes the mask of layer (\d+), level", r"预测 \1 生成第 \2 层的掩码，层级"),
     (r"scaled by", "乘以"),
