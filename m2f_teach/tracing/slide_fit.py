@@ -61,17 +61,23 @@ def measure(document: str) -> tuple[dict[str, tuple[float, float, float]], dict[
     return boxes, marks
 
 
-def pack(heights: list[float], available: float, header: float, most: int | None = None) -> list[list[int]]:
+def pack(heights: list[float], available: float, header: float, most: int | None = None,
+         first: list[float] | None = None) -> list[list[int]]:
     """Row indices in frames, in order: as few frames as hold the rows (a frame holds `header`
     plus its rows within `available`, and with `most` at most that many rows; a row taller than
     a frame gets one to itself), and among those the split whose emptiest frame before the
-    last is fullest, so no frame but the last ends far above the bottom."""
+    last is fullest, so no frame but the last ends far above the bottom. `first[k]`: row k's
+    height where it opens a frame (its step written out), where that differs from `heights[k]`."""
     n = len(heights)
     if n == 0:
         return [[]]
+    first = first or heights
+
+    def used(j: int, i: int) -> float:
+        return header + first[j] + sum(heights[j + 1:i])
 
     def fits(j: int, i: int) -> bool:
-        return i - j == 1 or (header + sum(heights[j:i]) <= available + 0.01 and (most is None or i - j <= most))
+        return i - j == 1 or (used(j, i) <= available + 0.01 and (most is None or i - j <= most))
 
     # best[i]: (frames, -fill of the emptiest, where the last frame starts) for the first i rows
     best: list[tuple[int, float, int] | None] = [(0, -float("inf"), 0)] + [None] * n
@@ -81,7 +87,7 @@ def pack(heights: list[float], available: float, header: float, most: int | None
                 break
             if best[j] is not None:
                 count, emptiest, _ = best[j]
-                fill = (header + sum(heights[j:i])) / available
+                fill = used(j, i) / available
                 candidate = (count + 1, max(emptiest, -fill), j)
                 if best[i] is None or candidate[:2] < best[i][:2]:
                     best[i] = candidate

@@ -325,8 +325,10 @@ class SlidePlan:
             lines.append(self._second_line([r"\textbf{" + esc(table.header(c)) + "}" for c in self.below]))
         return lines
 
-    def record(self, table, row) -> list[str]:
-        lines = [" & ".join(cell_latex(table, row, c, slide_text(table, row, c)) for c in self.top) + r" \\"]
+    def record(self, table, row, step: bool = True) -> list[str]:
+        """A row's lines; `step=False` leaves its step blank (the row above has the same)."""
+        lines = [" & ".join("" if c == "step" and not step else cell_latex(table, row, c, slide_text(table, row, c))
+                            for c in self.top) + r" \\"]
         if self.below:
             texts = [(c, slide_text(table, row, c)) for c in self.below]
             lines.append(self._second_line([cell_latex(table, row, c, t) for c, t in texts if t]))
@@ -338,7 +340,10 @@ class SlidePlan:
                 rf"p{{{self.prose_width:.2f}pt}}@{{}}}}{{" + PROSE_SEPARATOR.join(parts) + r"} \\")
 
     def table_lines(self, table, rows) -> list[str]:
-        body = [line for row in rows for line in self.record(table, row)]
+        """A frame's table: a step is written where it changes and on the frame's first row."""
+        steps = [table.cell(row, "step") for row in rows]
+        body = [line for k, row in enumerate(rows)
+                for line in self.record(table, row, step=k == 0 or steps[k] != steps[k - 1])]
         return (["\\" + self.font, rf"\setlength{{\tabcolsep}}{{{TABCOLSEP_PT:g}pt}}",
                  rf"\begin{{tabular}}{{{self.spec()}}}", r"\toprule"] + self.header_lines(table) + [r"\midrule"]
                 + body + [r"\bottomrule", r"\end{tabular}"])
@@ -415,17 +420,28 @@ def slide_plan(table, font_size: str = DEFAULT_FONT_SIZE, rows_per_frame: int | 
         budget = int(SLIDE_HEIGHT_PT / line) - (2 if plan.below else flat.header_lines) - flat.spare_lines
         plan.frames = [[table.rows[k] for k in f] for f in slide_fit.pack(per_row, budget, 0, rows_per_frame)]
         return plan
-    boxes = [slide_fit.box(f"r{k}", rf"\begin{{tabular}}{{{plan.spec()}}}" + " ".join(plan.record(table, row))
-                           + r"\end{tabular}") for k, row in enumerate(table.rows)]
+    def box(key, row, step=True):
+        return slide_fit.box(key, rf"\begin{{tabular}}{{{plan.spec()}}}" + " ".join(plan.record(table, row, step))
+                             + r"\end{tabular}")
+
+    # a row whose step is the row above's is measured twice: with its step (first on a frame)
+    # and without (below that row)
+    steps = [table.cell(row, "step") for row in table.rows]
+    repeats = [k for k in range(1, len(steps)) if "step" in plan.top and steps[k] == steps[k - 1]]
+    boxes = [box(f"r{k}", row) for k, row in enumerate(table.rows)] + [box(f"s{k}", table.rows[k], False)
+                                                                        for k in repeats]
     frame = _frame_head(table, " (1/1)") + [slide_fit.mark("top")] + plan.table_lines(table, [])
     frame += ["", slide_fit.mark("header"), r"\vskip 0pt plus 1filll", slide_fit.mark("bottom")]
     sizes, marks = slide_fit.measure(_measure_document(table, ["\\" + font_size] + boxes, frame))
-    heights = [sizes[f"r{k}"][1] + sizes[f"r{k}"][2] for k in range(len(table.rows))]
+    first = [sizes[f"r{k}"][1] + sizes[f"r{k}"][2] for k in range(len(table.rows))]
+    heights = list(first)
+    for k in repeats:
+        heights[k] = sizes[f"s{k}"][1] + sizes[f"s{k}"][2]
     plan.header = marks["top"] - marks["header"]
     plan.available = marks["top"] - marks["bottom"] - FRAME_END_PT
-    frames = slide_fit.pack(heights, plan.available, plan.header, rows_per_frame)
+    frames = slide_fit.pack(heights, plan.available, plan.header, rows_per_frame, first=first)
     plan.frames = [[table.rows[k] for k in f] for f in frames]
-    plan.heights = [[heights[k] for k in f] for f in frames]
+    plan.heights = [[first[f[0]]] + [heights[k] for k in f[1:]] for f in frames if f]
     plan.measured = True
     return plan
 
