@@ -359,8 +359,13 @@ class _Columns:
 def _widths(table, columns, texts, font_size) -> Layout:
     size, line = FONT_SIZES[font_size]
     advance = MONO_ADVANCE_PT[font_size]
-    fixed = {c: max([max(len(p) for p in _pieces(t, c)) * advance for t in texts[c]], default=0) + 0.5
-             for c in columns if c in NO_WRAP}
+    # a shape column is as wide as its widest shape, and as its bold header where that is not
+    # much wider (`symbolic / 符号形状` is 10 pt wider than any symbolic shape)
+    fixed = {}
+    for c in (c for c in columns if c in NO_WRAP):
+        shapes = max([max(len(p) for p in _pieces(t, c)) * advance for t in texts[c]], default=0) + 0.5
+        header = _advance(table.header(c), "step", size) * 1.12
+        fixed[c] = header if shapes < header < shapes + 15 else shapes
     return Layout(_Columns(table, columns), SLIDE_WIDTH_PT, size, line, fixed=fixed,
                   texts=[texts[c] for c in columns])
 
