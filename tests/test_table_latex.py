@@ -98,6 +98,14 @@ def test_chinese_derivations_translate_their_words(seed_trace):
     assert derivation_latex("层级 0: H_l = 32") == r"层级 0: $H_{l} = 32$"
 
 
+def test_slides_without_pdflatex_are_packed_by_an_estimate_and_say_so(seed_trace, monkeypatch):
+    from m2f_teach.tracing import slide_fit
+    monkeypatch.setattr(slide_fit, "have_pdflatex", lambda: False)
+    with pytest.warns(UserWarning, match="pdflatex is not installed"):
+        tex = seed_trace.table().select(steps=["3.4"], short_names=True).to_latex(slides=True)
+    assert tex.count(r"\begin{frame}") >= 1 and r"\mbox{\texttt{(2, 21504, 8, 3, 4, 2)}}" in tex
+
+
 def test_font_size_and_rows_per_frame(seed_trace):
     table = seed_trace.table().select(short_names=True)
     tex = table.to_latex(slides=True, font_size="footnotesize", rows_per_frame=3)
@@ -222,3 +230,18 @@ def test_slides_fill_frames_without_overflow_or_broken_shapes(tmp_path, seed_tra
         room = text_bottom - ink[-2]
         assert last_rows > room, f"the last frame's rows ({last_rows:.1f} pt) fit below frame {len(pages) - 1} ({room:.1f} pt)"
     print(f"{len(pages)} frames, filled to " + ", ".join(f"{fill:.0%}" for fill in fills))
+
+
+def test_cli_font_size_and_rows_per_frame(capsys, tmp_path):
+    target = tmp_path / "big.tex"
+    main(["table", "--preset", "small", "--slides", "--steps", "3.4", "--short-names",
+          "--font-size", "small", "--rows-per-frame", "2", "-o", str(target)])
+    frames = target.read_text().split(r"\begin{frame}")[1:]
+    assert frames and all(r"\small" in f and f.count(r"\addlinespace") <= 2 for f in frames)
+    for bad in (["--rows-per-frame", "0"], ["--font-size", "huge"]):
+        with pytest.raises(SystemExit) as exc:
+            main(["table", "--preset", "small", "--slides", *bad])
+        assert exc.value.code == 2
+    with pytest.raises(SystemExit):
+        main(["table", "--preset", "small", "--font-size", "small"])     # without --slides
+    assert "add --slides" in capsys.readouterr().err

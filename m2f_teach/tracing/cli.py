@@ -16,6 +16,7 @@ from __future__ import annotations
 import os
 import sys
 import tempfile
+import warnings
 from pathlib import Path
 
 FORMATS = ("md", "html", "csv", "json", "latex")
@@ -94,8 +95,13 @@ def run_table(args):
     if args.columns or args.steps or args.only or args.short_names or args.lang != "en":
         table = table.select(columns=args.columns, steps=args.steps, only=args.only,
                              short_names=args.short_names or None, lang=args.lang)
-    write_output(table.render(fmt, slides=args.slides, standalone=args.standalone,
-                              font_size=args.font_size, rows_per_frame=args.rows_per_frame), args.output)
+    with warnings.catch_warnings(record=True) as notes:       # e.g. no pdflatex to measure rows with
+        warnings.simplefilter("always")
+        text = table.render(fmt, slides=args.slides, standalone=args.standalone,
+                            font_size=args.font_size, rows_per_frame=args.rows_per_frame)
+    for note in notes:
+        print(f"note: {note.message}", file=sys.stderr)
+    write_output(text, args.output)
 
 
 def add_table_parser(sub):

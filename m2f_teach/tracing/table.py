@@ -20,6 +20,7 @@ import html
 import io
 import json
 import re
+import warnings
 from dataclasses import dataclass, field
 
 from .annotations import annotate
@@ -313,10 +314,12 @@ class ShapeTable:
         document that compiles with pdflatex. For slides, `font_size` (`tiny`, `scriptsize`,
         the default, `footnotesize`, `small`, `normalsize`) and `rows_per_frame` (at most this
         many rows on a frame)."""
-        from .table_latex import DEFAULT_FONT_SIZE, latex_document, latex_fragment, latex_slides
+        from .table_latex import DEFAULT_FONT_SIZE, latex_document, latex_fragment, latex_slides, slide_plan
         if slides:
-            return latex_slides(self, standalone=standalone, font_size=font_size or DEFAULT_FONT_SIZE,
-                                rows_per_frame=rows_per_frame)
+            plan = slide_plan(self, font_size or DEFAULT_FONT_SIZE, rows_per_frame)
+            if plan.note:
+                warnings.warn(plan.note, stacklevel=2)
+            return latex_slides(self, standalone=standalone, plan=plan)
         return latex_document(self) if standalone else latex_fragment(self)
 
     def render(self, fmt: str = "md", slides: bool = False, standalone: bool = False,

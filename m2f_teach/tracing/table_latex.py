@@ -309,6 +309,7 @@ class SlidePlan:
         self.font, self.top, self.widths, self.below = font, top, widths, below
         self.frames, self.measured = frames or [], measured
         self.heights, self.header, self.available = None, None, None
+        self.note = ""                   # why the heights were estimated, when they were
 
     def spec(self) -> str:
         """One ragged-right `p` column per width (pt), no padding at the outer edges."""
@@ -418,13 +419,27 @@ def slide_plan(table, font_size: str = DEFAULT_FONT_SIZE, rows_per_frame: int | 
                          f"frame's 398 pt at this size ({wide} never break); choose a smaller "
                          f"--font-size or fewer --columns")
     plan = min(candidates, key=lambda c: c[1])[0]
-    if not measure:
-        line = FONT_SIZES[font_size][1]
-        per_row = flat.row_lines if not plan.below else _stacked_lines(
-            plan, texts, _widths(table, plan.top, texts, font_size).row_lines)
-        budget = int(SLIDE_HEIGHT_PT / line) - (2 if plan.below else flat.header_lines) - flat.spare_lines
-        plan.frames = [[table.rows[k] for k in f] for f in slide_fit.pack(per_row, budget, 0, rows_per_frame)]
-        return plan
+    if measure:
+        try:
+            return _measured(table, plan, rows_per_frame)
+        except RuntimeError as error:      # e.g. CJKutf8 missing: the user's compile would fail too
+            plan.note = f"{error}; frames packed by an estimate of each row's height instead"
+    else:
+        plan.note = ("pdflatex is not installed: frames packed by an estimate of each row's height "
+                     "(install texlive-latex-recommended for frames filled by measurement)")
+    line = FONT_SIZES[font_size][1]
+    per_row = flat.row_lines if not plan.below else _stacked_lines(
+        plan, texts, _widths(table, plan.top, texts, font_size).row_lines)
+    budget = int(SLIDE_HEIGHT_PT / line) - (2 if plan.below else flat.header_lines) - flat.spare_lines
+    plan.frames = [[table.rows[k] for k in f] for f in slide_fit.pack(per_row, budget, 0, rows_per_frame)]
+    return plan
+
+
+def _measured(table, plan, rows_per_frame) -> SlidePlan:
+    """`plan` with its frames filled by heights that pdflatex measured (see `slide_fit`)."""
+    from . import slide_fit
+    font_size = plan.font
+
     def box(key, row, step=True):
         return slide_fit.box(key, rf"\begin{{tabular}}{{{plan.spec()}}}" + " ".join(plan.record(table, row, step))
                              + r"\end{tabular}")
