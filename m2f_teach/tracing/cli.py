@@ -96,11 +96,12 @@ def run_table(args):
         table = table.select(columns=args.columns, steps=args.steps, only=args.only,
                              short_names=args.short_names or None, lang=args.lang)
     with warnings.catch_warnings(record=True) as notes:       # e.g. no pdflatex to measure rows with
-        warnings.simplefilter("always")
+        warnings.simplefilter("always", UserWarning)
         text = table.render(fmt, slides=args.slides, standalone=args.standalone,
                             font_size=args.font_size, rows_per_frame=args.rows_per_frame)
     for note in notes:
-        print(f"note: {note.message}", file=sys.stderr)
+        if issubclass(note.category, UserWarning):
+            print(f"note: {note.message}", file=sys.stderr)
     write_output(text, args.output)
 
 

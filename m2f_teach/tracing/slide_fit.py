@@ -52,7 +52,10 @@ def measure(document: str) -> tuple[dict[str, tuple[float, float, float]], dict[
                                 cwd=folder, capture_output=True, text=True, errors="replace",
                                 timeout=300, env=env)
         log_path = os.path.join(folder, "m.log")
-        log = open(log_path, encoding="utf-8", errors="replace").read() if os.path.exists(log_path) else ""
+        log = ""
+        if os.path.exists(log_path):
+            with open(log_path, encoding="utf-8", errors="replace") as f:
+                log = f.read()
     if result.returncode != 0:
         error = next((line for line in log.splitlines() if line.startswith("!")), result.stdout[-300:])
         raise RuntimeError(f"pdflatex could not typeset the slides to measure them: {error}")
