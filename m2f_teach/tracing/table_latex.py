@@ -288,6 +288,9 @@ MONO_ADVANCE_PT = {"tiny": 3.1875, "scriptsize": 4.2501, "footnotesize": 4.7250,
                    "normalsize": 5.7487}
 LONG = ("derivation", "note")        # prose columns: on a slide they may take a line of their own
 RECORD_GAP_PT = 1.5                  # space after each row of a stacked table
+# a frame before the last shares the height its rows leave free among their gaps (up to this
+# much per row), so its table reaches the bottom of the frame
+MAX_SPREAD_PT = 12.0
 # beamer reports a frame overfull 3.1 pt before the bottom of its text area as `\pdfsavepos`
 # finds it (the end of a frame adds that much below its last line); kept free, with a margin
 FRAME_END_PT = 3.5
@@ -310,6 +313,7 @@ class SlidePlan:
         self.frames, self.measured = frames or [], measured
         self.heights, self.header, self.available = None, None, None
         self.note = ""                   # why the heights were estimated, when they were
+        self.spread = [0.0] * len(self.frames)   # pt added below each row of a frame
 
     def spec(self) -> str:
         """One ragged-right `p` column per width (pt), no padding at the outer edges."""
@@ -326,25 +330,26 @@ class SlidePlan:
             lines.append(self._second_line([r"\textbf{" + esc(table.header(c)) + "}" for c in self.below]))
         return lines
 
-    def record(self, table, row, step: bool = True) -> list[str]:
-        """A row's lines; `step=False` leaves its step blank (the row above has the same)."""
+    def record(self, table, row, step: bool = True, spread: float = 0.0) -> list[str]:
+        """A row's lines; `step=False` leaves its step blank (the row above has the same);
+        `spread`: pt added to the gap below it."""
         lines = [" & ".join("" if c == "step" and not step else cell_latex(table, row, c, slide_text(table, row, c))
                             for c in self.top) + r" \\"]
         if self.below:
             texts = [(c, slide_text(table, row, c)) for c in self.below]
             lines.append(self._second_line([cell_latex(table, row, c, t) for c, t in texts if t]))
-            lines.append(rf"\addlinespace[{RECORD_GAP_PT:g}pt]")
+            lines.append(rf"\addlinespace[{RECORD_GAP_PT + spread:.2f}pt]".replace(".00pt", "pt"))
         return lines
 
     def _second_line(self, parts) -> str:
         return (rf"\multicolumn{{{len(self.top)}}}{{@{{\hspace{{{INDENT_PT:g}pt}}}}>{{\raggedright\arraybackslash}}"
                 rf"p{{{self.prose_width:.2f}pt}}@{{}}}}{{" + PROSE_SEPARATOR.join(parts) + r"} \\")
 
-    def table_lines(self, table, rows) -> list[str]:
+    def table_lines(self, table, rows, spread: float = 0.0) -> list[str]:
         """A frame's table: a step is written where it changes and on the frame's first row."""
         steps = [table.cell(row, "step") for row in rows]
         body = [line for k, row in enumerate(rows)
-                for line in self.record(table, row, step=k == 0 or steps[k] != steps[k - 1])]
+                for line in self.record(table, row, step=k == 0 or steps[k] != steps[k - 1], spread=spread)]
         return (["\\" + self.font, rf"\setlength{{\tabcolsep}}{{{TABCOLSEP_PT:g}pt}}",
                  rf"\begin{{tabular}}{{{self.spec()}}}", r"\toprule"] + self.header_lines(table) + [r"\midrule"]
                 + body + [r"\bottomrule", r"\end{tabular}"])
@@ -462,6 +467,9 @@ def _measured(table, plan, rows_per_frame) -> SlidePlan:
     frames = slide_fit.pack(heights, plan.available, plan.header, rows_per_frame, first=first)
     plan.frames = [[table.rows[k] for k in f] for f in frames]
     plan.heights = [[first[f[0]]] + [heights[k] for k in f[1:]] for f in frames if f]
+    if plan.below:                       # gaps between rows to spread: frames before the last
+        plan.spread = [min(MAX_SPREAD_PT, int((plan.available - plan.header - sum(h)) / len(h) * 100) / 100)
+                       for h in plan.heights[:-1]] + [0.0]
     plan.measured = True
     return plan
 
@@ -503,7 +511,8 @@ def latex_slides(table, standalone: bool = False, font_size: str = DEFAULT_FONT_
     frames = plan.frames
     for k, rows in enumerate(frames, 1):
         count = f" ({k}/{len(frames)})" if len(frames) > 1 else ""
-        out += _frame_head(table, count) + plan.table_lines(table, rows) + [r"\end{frame}", ""]
+        spread = plan.spread[k - 1] if k - 1 < len(plan.spread) else 0.0
+        out += _frame_head(table, count) + plan.table_lines(table, rows, spread) + [r"\end{frame}", ""]
     if standalone:
         out += _slides_end(table)
     return "\n".join(out).rstrip("\n") + "\n"
