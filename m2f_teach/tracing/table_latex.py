@@ -3,16 +3,19 @@
     latex_fragment(table)                    # tabular + booktabs, as wide as its content
     latex_document(table)                    # article, landscape A4, longtable: compiles as is
     latex_slides(table)                      # \\begin{frame}...\\end{frame} × as many as needed
-    latex_slides(table, standalone=True)     # a beamer document (aspectratio=169) around them
+    latex_slides(table, standalone=True, font_size="small", rows_per_frame=4)
 
-Slides and documents wrap every column to a share of the line width: names break after their
-dots and underscores, shapes and symbolic shapes are monospace, and each derivation is set in
-math mode (`$S = 32 \\cdot 32 + \\dots$`) with its words as text. `Layout` picks the column
-widths that make the rows take the fewest lines (each cell's lines estimated by filling its
-breakable pieces into the column), and a frame takes rows while their estimated height fits, so
-no frame overflows; `tests/test_table_latex.py` compiles the slides with pdflatex and checks the
-log for overfull boxes. Chinese (`lang="zh"` or `"both"`) needs the CJKutf8 package
-(Debian: latex-cjk-common and latex-cjk-chinese-arphic-gbsn00lp).
+Names break after their dots and underscores; a shape (and a symbolic shape) never breaks: its
+column is as wide as the widest one. Each derivation is set in math mode
+(`$S = 32 \\cdot 32 + \\dots$`) with its words as text. On slides (`slide_plan`), where the
+columns do not fit one line at the chosen size, the derivation and the note share a second,
+indented line as wide as the frame. `Layout` picks the widths of the other columns so the rows
+take the fewest estimated lines; then every row is typeset with pdflatex and measured
+(`slide_fit.py`), and the rows go onto as few frames as hold them, the emptiest frame before
+the last as full as it can be, its rows spread down to the bottom. Without pdflatex the
+estimate packs the frames. `tests/test_table_latex.py` compiles the slides and reads the PDF
+back. Chinese (`lang="zh"` or `"both"`) needs the CJKutf8 package (Debian: latex-cjk-common and
+latex-cjk-chinese-arphic-gbsn00lp).
 """
 from __future__ import annotations
 
