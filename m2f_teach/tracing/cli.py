@@ -16,6 +16,7 @@ from __future__ import annotations
 import os
 import sys
 import tempfile
+import warnings
 from pathlib import Path
 
 FORMATS = ("md", "html", "csv", "json", "latex")
@@ -70,6 +71,13 @@ def _replace_atomically(target: Path, write):
             os.unlink(tmp)
 
 
+def _positive(text: str) -> int:
+    import argparse
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number of at least 1, got {text!r}")
+    return int(text)
+
+
 def _columns(text: str) -> list[str]:
     import argparse
     columns = [c.strip() for c in text.split(",") if c.strip()]
@@ -108,11 +116,19 @@ def run_table(args):
     if args.columns or args.steps or args.only or args.short_names or args.lang != "en":
         table = table.select(columns=args.columns, steps=args.steps, only=args.only,
                              short_names=args.short_names or None, lang=args.lang)
-    write_output(table.render(fmt, slides=args.slides, standalone=args.standalone), args.output)
+    with warnings.catch_warnings(record=True) as notes:       # e.g. no pdflatex to measure rows with
+        warnings.simplefilter("always", UserWarning)
+        text = table.render(fmt, slides=args.slides, standalone=args.standalone,
+                            font_size=args.font_size, rows_per_frame=args.rows_per_frame)
+    for note in notes:
+        if issubclass(note.category, UserWarning):
+            print(f"note: {note.message}", file=sys.stderr)
+    write_output(text, args.output)
 
 
 def add_table_parser(sub):
     from .table import ALL_COLUMNS, COLUMNS, LANGUAGES
+    from .table_latex import FONT_SIZES
     table = sub.add_parser("table", help="annotated shape table of a configuration (meta device: "
                                          "shapes without weights)",
                            description="The annotated shape table: each traced tensor's seed step, "
@@ -145,6 +161,10 @@ def add_table_parser(sub):
                       help="LaTeX beamer frames that fit 16:9, as many as the rows need")
     docs.add_argument("--standalone", action="store_true",
                       help="a complete document: LaTeX that compiles with pdflatex, or an HTML page")
+    docs.add_argument("--font-size", choices=FONT_SIZES, default=None,
+                      help="the slides' font size (default scriptsize); frames are filled to their height")
+    docs.add_argument("--rows-per-frame", type=_positive, metavar="N", default=None,
+                      help="at most N rows on a slide (fewer where N do not fit)")
     table.set_defaults(func=run_table)
 
 
@@ -176,14 +196,16 @@ def run_diagram(args):
         raise ValueError(f"--dpi {args.dpi}: expected {low} to {high} (the page is 13 × 8.6 inches: "
                          f"{high} dpi gives {13 * high} × {round(8.6 * high)} pixels)")
     target = check_output(args.output, DIAGRAM_FORMATS)
-    from ..viz.diagram import save_diagram
+    from ..viz.diagram import cjk_font, save_diagram
+    if args.lang == "zh":
+        cjk_font()                              # before the trace: a missing font fails at once
     from .shape_only import trace_shapes
     config = _config(args)
     if not config.deformable_encoder:
         raise ValueError("--deformable-encoder false: the diagram draws the deformable encoder, which this "
                          "ablation removes; `python -m m2f_teach table --deformable-encoder false` shows its shapes")
     figure_trace = trace_shapes(config)
-    _replace_atomically(target, lambda tmp: save_diagram(figure_trace, tmp, dpi=args.dpi))
+    _replace_atomically(target, lambda tmp: save_diagram(figure_trace, tmp, dpi=args.dpi, lang=args.lang))
     print(f"wrote {args.output}", file=sys.stderr)
 
 
@@ -195,6 +217,8 @@ def add_diagram_parser(sub):
                          help="arch.svg, arch.pdf or arch.png (the suffix picks the format)")
     diagram.add_argument("--dpi", type=int, default=200,
                          help=f"resolution of a png, {DPI_RANGE[0]} to {DPI_RANGE[1]} (default 200)")
+    diagram.add_argument("--lang", choices=("en", "zh"), default="en",
+                         help="language of the words (zh: Chinese, needs a font with Chinese glyphs)")
     diagram.set_defaults(func=run_diagram)
 
 
