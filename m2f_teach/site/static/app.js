@@ -99,12 +99,18 @@ async function selectExample(index) {
   state.pixels = new Uint8ClampedArray(await loadPixels(example.file));
   state.example = index;
   state.queryChosen = false;
-  for (const img of document.querySelectorAll("#examples img")) img.classList.toggle("active", Number(img.dataset.index) === index);
+  markExample(index);
   changed();
 }
 
+function markExample(index) {
+  for (const img of document.querySelectorAll("#examples img")) img.classList.toggle("active", Number(img.dataset.index) === index);
+}
+
 // ---- the model --------------------------------------------------------------------------------
+// Something in the image changed: redraw it and run the model (at most one run waits).
 function changed() {
+  state.changedAt = performance.now();
   paintImage();
   if (api.running) { state.pending = true; return Promise.resolve(); }
   return runModel();
@@ -113,6 +119,7 @@ function changed() {
 async function runModel() {
   const { meta, H, W, pixels } = state;
   api.running = true;
+  const since = state.changedAt;
   const input = new Float32Array(3 * H * W);
   for (let c = 0; c < 3; c++) {
     const mean = meta.image_mean[c], std = meta.image_std[c];
@@ -140,6 +147,7 @@ async function runModel() {
   if (api.firstResultMs === null) api.firstResultMs = performance.now();
   state.lastMs = ms;
   renderResults();
+  api.editToResultMs = performance.now() - since;   // from the edit to the redrawn views
   api.running = false;
   if (state.pending) {
     state.pending = false;
@@ -181,7 +189,7 @@ function buildControls() {
   for (const name of SHAPES) add(name, name, toolIcon(name));
   add("inspect", "tool_inspect", null);
   add("eraser", "tool_eraser", null);
-  add("clear", "clear", null, () => { state.pixels = new Uint8ClampedArray(state.background); state.queryChosen = false; changed(); });
+  add("clear", "clear", null, () => { state.pixels = new Uint8ClampedArray(state.background); state.queryChosen = false; markExample(-1); changed(); });
   setTool("circle");
 
   meta.examples.forEach((example, index) => {
@@ -266,6 +274,7 @@ function onPointerDown(e) {
   }
   if (state.tool === "eraser") {
     state.drag = { start: p };
+    markExample(-1);
     erase(state.pixels, state.background, state.W, state.H, p.x, p.y, ERASER_RADIUS);
     changed();
     return;
@@ -278,8 +287,13 @@ function onPointerDown(e) {
 function onPointerMove(e) {
   if (!state.drag) return;
   const p = imagePoint(e);
-  if (state.tool === "eraser") {
-    erase(state.pixels, state.background, state.W, state.H, p.x, p.y, ERASER_RADIUS);
+  if (state.tool === "eraser") {                     // every pixel along the stroke, not only the events'
+    const last = state.drag.last || state.drag.start, steps = Math.ceil(Math.hypot(p.x - last.x, p.y - last.y));
+    for (let k = 1; k <= steps; k++) {
+      erase(state.pixels, state.background, state.W, state.H, last.x + ((p.x - last.x) * k) / steps,
+            last.y + ((p.y - last.y) * k) / steps, ERASER_RADIUS);
+    }
+    state.drag.last = p;
     changed();
     return;
   }
@@ -300,6 +314,7 @@ function onPointerUp() {
   paintShape(state.pixels, state.W, state.H, { name: state.tool, cx: drag.start.x, cy: drag.start.y,
     radius: drag.radius, angle: drag.angle, colour: drag.colour }, state.random);
   state.queryChosen = false;
+  markExample(-1);
   drawPreview();
   changed();
 }
