@@ -2,8 +2,10 @@
 #   make lab    students: set up (once) with the `lab` extra (JupyterLab) and open the notebooks
 #               (no browser here: the seed's table, and how to reach JupyterLab from elsewhere)
 #   make lecture  train the lecture recipe (about 30 minutes on 2 CPU cores)
+#   make site   the explorer page: the shipped model in the browser, a static folder site/
+#               (needs npm once, to vendor onnxruntime-web; see the README to publish it)
 #   make test   development: set up (once) with the `dev` extra (test tools, HF transformers,
-#               mmdetection, playwright) and run every test: package, notebooks, browser
+#               mmdetection, playwright), build site/ and run every test: package, notebooks, browser
 # Each extra has its own stamp: `make test` after `make lab` adds the dev extra to the venv.
 PYTHON ?= python3
 VENV ?= .venv
@@ -13,8 +15,9 @@ BIN := $(VENV)/bin
 NBVAL := --nbval --nbval-sanitize-with notebooks/nbval_sanitize.cfg
 LAB_STAMP := $(VENV)/.installed-lab
 DEV_STAMP := $(VENV)/.installed-dev
+EXPORT_STAMP := $(VENV)/.installed-export
 
-.PHONY: setup setup-lab lab test test-fast notebooks benchmarks table weights lecture ablations clean
+.PHONY: setup setup-lab lab test test-fast site notebooks benchmarks table weights lecture ablations clean
 
 setup: $(DEV_STAMP)
 
@@ -33,7 +36,12 @@ $(LAB_STAMP): pyproject.toml | $(BIN)/python
 # the dev extra holds everything the lab extra does (tests/test_packaging.py checks it)
 $(DEV_STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install -q "$(TORCH_SPEC)" -e ".[dev]"
-	touch $@ $(LAB_STAMP)
+	touch $@ $(LAB_STAMP) $(EXPORT_STAMP)
+
+# the explorer's build: torch and onnx/onnxruntime (the `export` extra), and npm for onnxruntime-web
+$(EXPORT_STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install -q --no-compile "$(TORCH_SPEC)" -e ".[export]"
+	touch $@
 
 lab: setup-lab
 	$(BIN)/python -m m2f_teach lab
@@ -41,8 +49,12 @@ lab: setup-lab
 table: setup-lab
 	$(BIN)/python -m m2f_teach table
 
-test: setup
-	$(BIN)/python -m pytest -q tests $(NBVAL) notebooks
+# the browser tests (tests/browser/test_site.py) open the folder `make site` just wrote
+test: setup site
+	M2F_SITE=$(CURDIR)/site $(BIN)/python -m pytest -q tests $(NBVAL) notebooks
+
+site: $(EXPORT_STAMP)
+	$(BIN)/python -m m2f_teach site -o site
 
 test-fast: setup
 	$(BIN)/python -m pytest -q tests -m "not slow and not browser"
@@ -69,4 +81,4 @@ ablations: setup-lab
 	$(BIN)/python -m m2f_teach ablate --out-dir artifacts/ablations
 
 clean:
-	rm -rf $(VENV) *.egg-info .pytest_cache
+	rm -rf $(VENV) *.egg-info .pytest_cache site web/node_modules

@@ -216,6 +216,7 @@ function buildControls() {
   $("head").addEventListener("change", (e) => { state.head = e.target.value === "all" ? "all" : Number(e.target.value); renderPoints(); });
   $("query-level").addEventListener("change", (e) => { state.queryLevel = Number(e.target.value); renderPoints(); });
   $("query").addEventListener("change", (e) => selectQuery(Number(e.target.value)));
+  $("only-live").addEventListener("change", renderTable);
 
   const legend = $("head-legend");
   V.HEAD_COLOURS.slice(0, meta.num_heads).forEach((colour, h) => {
@@ -493,13 +494,19 @@ function renderTable() {
   const byTraced = {};
   for (const o of state.meta.outputs) byTraced[o.traced] = o.name;
   const head = ["col_step", "col_name", "col_symbolic", "col_shape", "col_live", "col_note"].map((k) => `<th>${t(k)}</th>`).join("");
+  const onlyLive = $("only-live").checked;
+  let liveRows = 0, mismatches = 0;
   const rows = state.tableRows.map((row) => {
     const tracedNames = row.names || [row.name];
     const hit = tracedNames.map((n) => byTraced[n]).find(Boolean);
+    if (onlyLive && !hit) return "";
     let live = "";
     if (hit && api.outputs && api.outputs[hit]) {
       const dims = api.outputs[hit].dims.join("×");
-      live = `${dims === String(row.shape).replaceAll(",", "×").replace(/[()\[\] ]/g, "") ? "✓" : "≠"} ${dims}`;
+      const same = dims === String(row.shape).replaceAll(",", "×").replace(/[()\[\] ]/g, "");
+      live = `${same ? "✓" : "≠"} ${dims}`;
+      liveRows += 1;
+      mismatches += same ? 0 : 1;
     }
     const shape = Array.isArray(row.shape) ? row.shape.join("×") : row.shape;
     const esc = (s) => String(s ?? "").replace(/[&<>]/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;" }[c]));
@@ -508,6 +515,7 @@ function renderTable() {
       <td>${esc(zh ? row.note_zh : row.note)}</td></tr>`;
   });
   table.innerHTML = `<thead><tr>${head}</tr></thead><tbody>${rows.join("")}</tbody>`;
+  api.table = { rows: table.tBodies[0].rows.length, liveRows, mismatches };
 }
 
 main();
