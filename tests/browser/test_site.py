@@ -135,6 +135,8 @@ def test_the_page_computes_what_pytorch_computes_on_a_held_out_image(page, built
         value = torch.tensor(tensor["data"], dtype=torch.float64).view(reference.shape)
         diffs[name] = float((value - reference.double()).abs().max())
     worst = max(diffs, key=diffs.get)
+    table = page.api("table")                 # the architecture table: each returned tensor's live shape
+    assert table["liveRows"] >= 9 and table["mismatches"] == 0, table
     assert diffs[worst] <= TOL, (worst, diffs[worst])
     transfer = page.page.evaluate("() => performance.getEntriesByType('navigation').concat("
                                   "performance.getEntriesByType('resource')).reduce((s, e) => s + e.encodedBodySize, 0)")

@@ -8,6 +8,7 @@ import { getLang, setLang, t } from "./i18n.js";
 import { SHAPES, erase, makeRandom, paintShape, shapePixels } from "./draw.js";
 import * as V from "./views.js";
 
+const MODEL = "model/m2f_teach.onnx";      // what `python -m m2f_teach site` writes (meta.json names it too)
 const SCORE_THRESHOLD = 0.5;
 const DEFAULT_RADIUS = 18;
 const ERASER_RADIUS = 6;
@@ -46,29 +47,34 @@ async function main() {
     return;
   }
   try {
-    const meta = await (await fetch("model/meta.json")).json();
-    state.meta = meta;
-    [state.H, state.W] = meta.image_size;
-    const modelBytes = fetch(meta.model).then((r) => {
-      if (!r.ok) throw new Error(`${meta.model}: HTTP ${r.status}`);
+    // everything the first result needs starts at once: the runtime, the model, the sizes, the image
+    const json = (url) => fetch(url).then((r) => { if (!r.ok) throw new Error(`${url}: HTTP ${r.status}`); return r.json(); });
+    const modelBytes = fetch(MODEL).then((r) => {
+      if (!r.ok) throw new Error(`${MODEL}: HTTP ${r.status}`);
       return r.arrayBuffer();
     });
-    const ort = await import("./ort/ort.wasm.min.mjs");
+    const runtime = import("./ort/ort.wasm.min.mjs");
+    const background = loadPixels("examples/background.png");
+    const meta = await json("model/meta.json");
+    state.meta = meta;
+    [state.H, state.W] = meta.image_size;
+    const firstImage = loadPixels(meta.examples[0].file);
+    const ort = await runtime;
     api.marks.ort_imported = performance.now();
     ort.env.wasm.wasmPaths = new URL("ort/", location.href).href;
     ort.env.wasm.numThreads = 1;          // threads need cross-origin isolation, which a plain static host lacks
     ort.env.wasm.proxy = false;
     state.ort = ort;
-    const [bytes, background] = await Promise.all([modelBytes, loadPixels("examples/background.png")]);
+    const bytes = await modelBytes;
     api.marks.model_fetched = performance.now();
     // the file was simplified at build time (onnxruntime's basic optimisations): nothing left to do here
     state.session = await ort.InferenceSession.create(new Uint8Array(bytes),
       { executionProviders: ["wasm"], graphOptimizationLevel: "disabled" });
     api.marks.session_created = performance.now();
-    state.background = background;
+    state.background = await background;
     $("runtime").textContent = t("runtime", { v: meta.onnxruntime_web });
     buildControls();
-    await selectExample(0);
+    await selectExample(0, await firstImage);
     api.ready = true;
   } catch (error) {
     console.warn(error);
@@ -94,9 +100,9 @@ async function loadPixels(src) {
   return ctx.getImageData(0, 0, canvas.width, canvas.height).data;
 }
 
-async function selectExample(index) {
+async function selectExample(index, pixels = null) {
   const example = state.meta.examples[index];
-  state.pixels = new Uint8ClampedArray(await loadPixels(example.file));
+  state.pixels = new Uint8ClampedArray(pixels || await loadPixels(example.file));
   state.example = index;
   state.queryChosen = false;
   markExample(index);
