@@ -353,7 +353,7 @@ function renderResults() {
   const last = meta.num_decoder_layers;
   const [, , Hm, Wm] = out(`mask_pred.${last}`).dims;
   state.results = V.queryResults(out(`cls_pred.${last}`).data, out(`mask_pred.${last}`).data,
-                                 meta.num_queries, meta.num_classes + 1, Hm, Wm, H, W);
+                                 meta.num_queries, meta.num_classes + 1, Hm, Wm, H, W, SCORE_THRESHOLD);
   const kept = state.results.filter((r) => r.score >= SCORE_THRESHOLD);
   if (!state.queryChosen) state.query = state.results[0].query;
   api.predictions = kept.map((r) => ({ query: r.query, label: meta.class_names[r.label], score: r.score, area: r.area }));
@@ -392,7 +392,7 @@ function renderText() {
   $("points-help").textContent = t("points_help", { P: state.meta.num_points, L: state.meta.num_levels });
   renderPoints();
   renderQuery();
-  renderTable();
+  if (!state.tableShown || state.tableLang !== getLang()) renderTable();
 }
 
 function selectQuery(q) {
@@ -484,7 +484,8 @@ function renderQuery() {
     shown.classes.push(label);
   }
   const r = state.results.find((x) => x.query === q);
-  $("query-class").textContent = r ? `→ ${names[r.label]} · ${t("score")} ${r.score.toFixed(2)}` : "";
+  $("query-class").textContent = !r ? "" : r.mask ? `→ ${names[r.label]} · ${t("score")} ${r.score.toFixed(2)}`
+    : `→ ${names[r.label]} · p ${r.probability.toFixed(2)}`;
   api.query = shown;
 }
 
@@ -521,6 +522,8 @@ function renderTable() {
       <td>${esc(zh ? row.note_zh : row.note)}</td></tr>`;
   });
   table.innerHTML = `<thead><tr>${head}</tr></thead><tbody>${rows.join("")}</tbody>`;
+  state.tableShown = Boolean(api.outputs) && state.tableRows.length > 0;    // the shapes do not change between runs
+  state.tableLang = getLang();
   api.table = { rows: table.tBodies[0].rows.length, liveRows, mismatches };
 }
 

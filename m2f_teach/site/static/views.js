@@ -25,8 +25,11 @@ export function resizeBilinear(src, h, w, H, W) {
 // One result per query, as m2f_teach.predict's instance rule with one class per query: the best
 // class's probability (softmax over K, no-object excluded from the choice) × the mean sigmoid
 // inside the query's mask (logit > 0, at the image size). Sorted by score, best first.
-export function queryResults(clsPred, maskPred, Q, K, Hm, Wm, H, W) {
+// A query whose class probability is below `threshold` cannot reach it (the mask score is at most
+// 1): its mask is not resized (score 0), except the most probable query's, so one is always shown.
+export function queryResults(clsPred, maskPred, Q, K, Hm, Wm, H, W, threshold = 0) {
   const results = [];
+  const classes = [];
   for (let q = 0; q < Q; q++) {
     const logits = clsPred.subarray(q * K, (q + 1) * K);
     const top = Math.max(...logits);
@@ -34,13 +37,21 @@ export function queryResults(clsPred, maskPred, Q, K, Hm, Wm, H, W) {
     const total = exps.reduce((a, b) => a + b, 0);
     let label = 0;
     for (let c = 1; c < K - 1; c++) if (exps[c] > exps[label]) label = c;
-    const probability = exps[label] / total;
+    classes.push({ label, probability: exps[label] / total, noObject: exps[K - 1] / total });
+  }
+  const best = classes.reduce((b, c, q) => (c.probability > classes[b].probability ? q : b), 0);
+  for (let q = 0; q < Q; q++) {
+    const { label, probability, noObject } = classes[q];
+    if (probability < threshold && q !== best) {
+      results.push({ query: q, label, probability, maskScore: 0, score: 0, noObject, mask: null, area: 0 });
+      continue;
+    }
     const mask = resizeBilinear(maskPred.subarray(q * Hm * Wm, (q + 1) * Hm * Wm), Hm, Wm, H, W);
     let inside = 0, sum = 0;
     for (const v of mask) if (v > 0) { inside += 1; sum += sigmoid(v); }
     const maskScore = inside ? sum / inside : 0;
     results.push({ query: q, label, probability, maskScore, score: probability * maskScore,
-                   noObject: exps[K - 1] / total, mask, area: inside });
+                   noObject, mask, area: inside });
   }
   return results.sort((a, b) => b.score - a.score);
 }
