@@ -4,8 +4,11 @@
 #   make lecture  train the lecture recipe (about 30 minutes on 2 CPU cores)
 #   make site   the explorer page: the shipped model in the browser, a static folder site/
 #               (needs npm once, to vendor onnxruntime-web; see the README to publish it)
-#   make test   development: set up (once) with the `dev` extra (test tools, HF transformers,
-#               mmdetection, playwright), build site/ and run every test: package, notebooks, browser
+#   make test   development: set up (once) with the `dev` extra (test tools, mmdetection, playwright),
+#               build site/ and run every test: the students' path (test-lab), then package,
+#               notebooks, browser (the notebooks' widgets and the explorer page)
+#   make test-lab  the students' path: the environment `make lab` builds (in .venv-lab/, nothing
+#               else), and every notebook run top to bottom in it, failing on any error
 # Each extra has its own stamp: `make test` after `make lab` adds the dev extra to the venv.
 PYTHON ?= python3
 VENV ?= .venv
@@ -15,9 +18,9 @@ BIN := $(VENV)/bin
 NBVAL := --nbval --nbval-sanitize-with notebooks/nbval_sanitize.cfg
 LAB_STAMP := $(VENV)/.installed-lab
 DEV_STAMP := $(VENV)/.installed-dev
-EXPORT_STAMP := $(VENV)/.installed-export
+LAB_VENV ?= .venv-lab
 
-.PHONY: setup setup-lab lab test test-fast site notebooks benchmarks table weights lecture ablations clean
+.PHONY: setup setup-lab lab test test-lab test-fast site notebooks benchmarks table weights lecture ablations clean
 
 setup: $(DEV_STAMP)
 
@@ -36,12 +39,7 @@ $(LAB_STAMP): pyproject.toml | $(BIN)/python
 # the dev extra holds everything the lab extra does (tests/test_packaging.py checks it)
 $(DEV_STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install -q "$(TORCH_SPEC)" -e ".[dev]"
-	touch $@ $(LAB_STAMP) $(EXPORT_STAMP)
-
-# the explorer's build: torch and onnx/onnxruntime (the `export` extra), and npm for onnxruntime-web
-$(EXPORT_STAMP): pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install -q --no-compile "$(TORCH_SPEC)" -e ".[export]"
-	touch $@
+	touch $@ $(LAB_STAMP)
 
 lab: setup-lab
 	$(BIN)/python -m m2f_teach lab
@@ -51,10 +49,17 @@ table: setup-lab
 
 # the browser tests (tests/browser/test_site.py) open the folder `make site` just wrote
 test: setup site
+	$(MAKE) --no-print-directory test-lab
 	M2F_SITE=$(CURDIR)/site $(BIN)/python -m pytest -q tests $(NBVAL) notebooks
 
-site: $(EXPORT_STAMP)
+# the explorer: torch, onnx and onnxruntime (all in the lab extra), and npm for onnxruntime-web
+site: setup-lab
 	$(BIN)/python -m m2f_teach site -o site
+
+# the students' path, exactly as `make lab` sets it up (the same rule, another folder), then Run All
+test-lab:
+	$(MAKE) --no-print-directory VENV=$(LAB_VENV) setup-lab
+	$(LAB_VENV)/bin/python tests/run_notebooks.py notebooks/*.ipynb
 
 test-fast: setup
 	$(BIN)/python -m pytest -q tests -m "not slow and not browser"
@@ -81,4 +86,4 @@ ablations: setup-lab
 	$(BIN)/python -m m2f_teach ablate --out-dir artifacts/ablations
 
 clean:
-	rm -rf $(VENV) *.egg-info .pytest_cache site web/node_modules
+	rm -rf $(VENV) $(LAB_VENV) *.egg-info .pytest_cache site web/node_modules
