@@ -18,6 +18,7 @@ traceback instead.
     python -m m2f_teach predict photo.png --task panoptic -o overlay.png --json results.json
     python -m m2f_teach export --format onnx -o m2f.onnx   # or --format pt2; checked after writing
     python -m m2f_teach compare --hf ./hf-folder [IMAGE]    # stage by stage against HF (or --mmdet)
+    python -m m2f_teach site -o site/                  # the explorer page: the model in the browser
 """
 from __future__ import annotations
 
@@ -31,7 +32,8 @@ import typing
 
 SUBCOMMAND_MODULES = ("m2f_teach.tracing.cli", "m2f_teach.convert.cli", "m2f_teach.training.train",
                       "m2f_teach.training.ablate", "m2f_teach.lab", "m2f_teach.predict.cli",
-                      "m2f_teach.export.cli", "m2f_teach.convert.compare")
+                      "m2f_teach.export.cli", "m2f_teach.convert.compare",
+                      "m2f_teach.site.cli")
 
 
 def _add_config_arguments(parser: argparse.ArgumentParser):
