@@ -66,7 +66,7 @@ def add_parser(subparsers):
 # the defaults of the flags a recipe sets; `--recipe NAME` replaces them with RECIPES[NAME]'s
 # (a flag given on the command line still wins)
 # the study's loss, data and learning-rate flags at Mask2Former's values (as the shipped checkpoint)
-STUDY = dict(cls_weight=2.0, no_object_weight=0.1, train_objects=(1, 4), lr_mult=())
+STUDY = dict(cls_weight=2.0, no_object_weight=0.1, train_objects=(1, 4), lr_mult=(), mask_points=None)
 BASE = dict(steps=2376, batch_size=16, lr=1e-3, warmup=50, schedule="step", val_every=594,
             image_size=None, num_queries=None, **STUDY)
 RECIPES = {
@@ -156,6 +156,9 @@ def add_study_arguments(parser):
                        help=f"weight of the no-object class in the class loss (default {STUDY['no_object_weight']})")
     study.add_argument("--train-objects", type=int, nargs=2, default=None, metavar=("MIN", "MAX"),
                        help="objects tried per training image (default 1 4; the held-out images keep 1 4)")
+    study.add_argument("--mask-points", type=int, default=None, metavar="P",
+                       help="points sampled per mask for the matching and the mask losses (default: "
+                            "mmdet's 12544 scaled by the image area, 196 at 128×128)")
     study.add_argument("--lr-mult", action="append", default=None, metavar="PREFIX=F",
                        help="learning rate × F for the parameters whose name starts with PREFIX, e.g. "
                             "panoptic_head.cls_embed=5 (repeatable; the first matching prefix wins)")
@@ -311,6 +314,8 @@ def check_arguments(args):
         value = getattr(args, name)
         if not (math.isfinite(value) and value > 0):
             raise ValueError(f"--{name.replace('_', '-')} {value}: expected a finite number > 0")
+    if args.mask_points is not None and args.mask_points < 1:
+        raise ValueError(f"--mask-points {args.mask_points}: expected a positive integer")
     low, high = args.train_objects
     if not 1 <= low <= high:
         raise ValueError(f"--train-objects {low} {high}: expected 1 ≤ MIN ≤ MAX")
@@ -481,7 +486,7 @@ def train(args, on_log=None) -> dict:
     if args.init:
         load_init_weights(model, args.init)
     model = model.to(device).train()
-    criterion = Mask2FormerCriterion(config.num_classes, num_points_for(config.image_size),
+    criterion = Mask2FormerCriterion(config.num_classes, args.mask_points or num_points_for(config.image_size),
                                      point_loss=args.point_loss, cls_weight=args.cls_weight,
                                      no_object_weight=args.no_object_weight,
                                      cost_cls_weight=STUDY["cls_weight"]).to(device)
