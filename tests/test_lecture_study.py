@@ -96,3 +96,25 @@ def test_study_flags_reach_the_run_and_bad_values_are_named(tmp_path):
         bad = add_arguments(argparse.ArgumentParser()).parse_args(flags + extra + ["--out", str(tmp_path / "b.safetensors")])
         with pytest.raises(ValueError, match=message):
             train(bad)
+
+
+def test_shipped_study_holds_what_it_claims():
+    from m2f_teach.data.shapes import CLASS_NAMES
+    from m2f_teach.results import lecture_study
+    study = lecture_study()
+    assert study["format"] == "m2f-teach-lecture-study/1" and len(study["runs"]) >= 30
+    for name, run in study["runs"].items():
+        parsed = parse(*run["flags"].split())
+        assert parsed.recipe == "lecture" and parsed.steps == run["steps"] == run["steps_done"], name
+        assert run["val"][-1]["step"] == run["steps"] and 0 < run["test"]["class_acc"] <= 1, name
+        for key, value in run["changes"].items():        # the flags say what the changes say
+            assert json.loads(json.dumps(getattr(parsed, key))) == value or key == "lr_mult", (name, key)
+    for names, group in study["seed_groups"].items():
+        scores = torch.tensor([study["runs"][n]["test"]["class_acc"] for n in names.split(" + ")])
+        assert group["n"] == len(scores) >= 2
+        assert (group["class_acc_mean"], group["class_acc_std"]) == pytest.approx(
+            (scores.mean().item(), scores.std().item()), abs=1e-4)
+    confusion = study["confusion"]
+    assert confusion["classes"] == list(CLASS_NAMES)
+    for counts in (c["counts"] for c in confusion["runs"].values()):
+        assert sum(map(sum, counts)) == 248                  # the held-out objects of seed 20000
