@@ -14,7 +14,9 @@ a json with the config, command, time, loss history and scores, and a loss plot.
 on 2 CPU cores (`RECIPES`; given flags win). The model flags (`--image-size`, `--num-queries`,
 `--num-points`, `--num-encoder-layers`, the ablation switches `--masked-attention false`,
 `--reset-all-blocked false`, `--deformable-encoder false`, and `--point-loss false` for the
-loss) change `M2FConfig.shapes()`; the checkpoint stores the config, so
+loss) change `M2FConfig.shapes()` (the study's `--cls-weight`, `--no-object-weight`,
+`--train-objects`, `--mask-points` and `--lr-mult` change the losses, the training images and the
+learning rate per module; README, Training); the checkpoint stores the config, so
 `load_checkpoint(OUT)` rebuilds the model in one line. `train(args, on_log=f)` calls `f(history)`
 after each log and validation (the notebooks' live plot).
 
@@ -63,10 +65,10 @@ def add_parser(subparsers):
     return parser
 
 
-# the defaults of the flags a recipe sets; `--recipe NAME` replaces them with RECIPES[NAME]'s
-# (a flag given on the command line still wins)
 # the study's loss, data and learning-rate flags at Mask2Former's values (as the shipped checkpoint)
 STUDY = dict(cls_weight=2.0, no_object_weight=0.1, train_objects=(1, 4), lr_mult=(), mask_points=None)
+# the defaults of the flags a recipe sets; `--recipe NAME` replaces them with RECIPES[NAME]'s
+# (a flag given on the command line still wins)
 BASE = dict(steps=2376, batch_size=16, lr=1e-3, warmup=50, schedule="step", val_every=594,
             image_size=None, num_queries=None, **STUDY)
 RECIPES = {
