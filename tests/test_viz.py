@@ -335,3 +335,39 @@ def test_cross_attention_explorer(viz_trace, model):
     assert "layer 4, level 1" in explorer.text and "head 5" in explorer.text
     d = viz.cross_attention_data(viz_trace, 4, 3, head=5)
     assert f"largest weight {d['weights'].max():.2f}" in explorer.text
+
+
+def test_a_point_is_off_the_map_exactly_when_grid_sample_reads_zero_there():
+    torch.manual_seed(0)
+    shapes = [(4, 4), (3, 5)]
+    locations = torch.rand(500, 2, 1, 2) * 2 - 0.5                                 # (N, L, P, 2) in [−0.5, 1.5)
+    off = viz.off_map(locations, shapes)                                           # (N, L, P)
+    for l, (h, w) in enumerate(shapes):
+        ones = torch.ones(1, 1, h, w)
+        grid = 2 * locations[None, :, l] - 1                                       # (1, N, P, 2)
+        mass = torch.nn.functional.grid_sample(ones, grid, align_corners=False)[0, 0]   # (N, P)
+        assert torch.equal(off[:, l], mass == 0)
+    assert 0.2 < float(off.float().mean()) < 0.8
+
+
+def test_off_map_share_is_the_weight_on_points_that_read_zero(viz_trace):
+    layer = 1
+    prefix = f"panoptic_head.pixel_decoder.encoder.layers.{layer}.self_attn."
+    locations = viz_trace.value(prefix + "sampling_locations")                     # (B, S, nH, L, P, 2)
+    B, S, nH, L, P, _ = locations.shape
+    weights = viz_trace.value(prefix + "attention_weights").view(B, S, nH, L, P)
+    expected = 0.0
+    for l, (h, w) in enumerate(CONFIG.spatial_shapes):
+        ones = torch.ones(B * nH, 1, h, w)
+        grid = 2 * locations[:, :, :, l].permute(0, 2, 1, 3, 4).flatten(0, 1) - 1    # (B·nH, S, P, 2)
+        mass = torch.nn.functional.grid_sample(ones, grid, align_corners=False)[:, 0]  # (B·nH, S, P)
+        expected += float((weights[:, :, :, l].permute(0, 2, 1, 3).flatten(0, 1) * (mass == 0)).sum()) / (B * S * nH)
+    share = viz.off_map_share(viz_trace, layer)
+    assert abs(share["total"] - expected) < 1e-5 and abs(sum(share["per_level"]) - share["total"]) < 1e-6
+    assert share["total"] > 0.05                                                   # the small levels lose points
+
+
+def test_the_deformable_explorer_counts_the_points_off_the_map(viz_trace):
+    explorer = viz.deformable_explorer(viz_trace)
+    explorer.set(layer=0, level=0, x=0, y=0)
+    assert "off the map" in explorer.text
