@@ -371,3 +371,16 @@ def test_the_deformable_explorer_counts_the_points_off_the_map(viz_trace):
     explorer = viz.deformable_explorer(viz_trace)
     explorer.set(layer=0, level=0, x=0, y=0)
     assert "off the map" in explorer.text
+
+
+def test_plot_maps_draws_one_panel_per_map_and_the_picture(viz_trace):
+    maps = {"memory 2": viz_trace.value("panoptic_head.pixel_decoder.multi_scale_memories.2"),
+            "mask_features": viz_trace.value("panoptic_head.pixel_decoder.mask_features")[0]}
+    figure = viz.plot_maps(maps, image=viz.sample_photo(CONFIG.image_size))
+    titles = [ax.get_title() for ax in figure.axes if ax.get_title()]
+    assert len(titles) == 3 and titles[1].startswith("memory 2") and titles[2].startswith("mask_features")
+
+
+def test_the_attention_mask_explorer_opens_on_the_query_asked_for(viz_trace):
+    explorer = viz.attention_mask_explorer(viz_trace, query=3, layer=2)
+    assert (explorer.controls["query"].value, explorer.controls["layer"].value) == (3, 2)
