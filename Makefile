@@ -1,6 +1,6 @@
 # m2f-teach: set-up, the notebooks, the tests.
-#   make lab    students: set up (once) with the `lab` extra (JupyterLab) and open the notebooks
-#               (no browser here: the seed's table, and how to reach JupyterLab from elsewhere)
+#   make lab    students: set up (once) with the `lab` extra (JupyterLab, transformers, onnx) and
+#               open the notebooks (no browser here: how to reach JupyterLab from elsewhere)
 #   make lecture  train the lecture recipe (about 30 minutes on 2 CPU cores)
 #   make site   the explorer page: the shipped model in the browser, a static folder site/
 #               (needs npm once, to vendor onnxruntime-web; see the README to publish it)
