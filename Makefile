@@ -58,7 +58,8 @@ site: setup-lab
 
 # the students' path, exactly as `make lab` sets it up (the same rule, another folder), then Run All
 test-lab:
-	$(MAKE) --no-print-directory VENV=$(LAB_VENV) setup-lab
+	@start=$$(date +%s); $(MAKE) --no-print-directory VENV=$(LAB_VENV) setup-lab && \
+	echo "lab set-up: $$(( $$(date +%s) - start )) s, $$(du -sm $(LAB_VENV) | cut -f1) MiB in $(LAB_VENV)/"
 	$(LAB_VENV)/bin/python tests/run_notebooks.py notebooks/*.ipynb
 
 test-fast: setup
