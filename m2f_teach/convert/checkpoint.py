@@ -21,7 +21,7 @@ from safetensors.torch import load_file, safe_open, save_file
 
 from ..model.config import M2FConfig
 from ..model import Mask2Former
-from .hf_backbone import HFBackbone
+from ..model.backbones import HFBackbone, build_backbone
 from .strict import ConversionError, load_strict
 
 FORMAT = "m2f-teach/1"
@@ -181,9 +181,7 @@ def load_checkpoint(path: str | os.PathLike, map_location: str = "cpu") -> Mask2
         if missing or unexpected or mismatched:
             from .strict import key_report
             raise ConversionError(key_report(missing, unexpected, mismatched, f"{path} (against its stored config)"))
-    model = Mask2Former(config)
-    if "m2f_teach.hf_backbone" in metadata:
-        model.backbone = HFBackbone.from_config_json(metadata["m2f_teach.hf_backbone"])
+    model = Mask2Former(config, backbone=build_backbone(config, metadata.get("m2f_teach.hf_backbone")))
     load_strict(model, read_safetensors(path, "checkpoint", device=map_location), str(path))
     return model.eval()
 
