@@ -63,3 +63,24 @@ def test_the_model_room_imports_without_transformers():
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert result.stdout.strip() == "ok", result.stderr
     assert HFBackbone.__module__ == "m2f_teach.model.backbones.hf"
+
+
+def test_a_checkpoint_with_a_hf_backbone_loads_through_build_backbone(tmp_path):
+    """Save a (tiny, random) Swin model and load it: `build_backbone` rebuilds the HF body from the
+    config the checkpoint stores, and the loaded model computes the same numbers bit for bit."""
+    transformers = pytest.importorskip("transformers")
+    from m2f_teach.convert import from_hf, load_checkpoint, save_checkpoint
+    from m2f_teach.convert.hf_reference import random_hf_model
+    cfg = transformers.Mask2FormerConfig(
+        backbone_config=transformers.SwinConfig(embed_dim=32, depths=[1, 1, 1, 1], num_heads=[1, 2, 4, 8],
+                                                window_size=4, out_features=["stage1", "stage2", "stage3", "stage4"]),
+        feature_size=64, hidden_dim=64, mask_feature_size=64, encoder_feedforward_dim=128,
+        dim_feedforward=128, decoder_layers=4, num_queries=10, num_labels=5)
+    model = from_hf(random_hf_model(cfg, seed=1), image_size=(64, 64))
+    save_checkpoint(model, tmp_path / "swin.safetensors")
+    loaded = load_checkpoint(tmp_path / "swin.safetensors")
+    assert isinstance(loaded.backbone, HFBackbone) and loaded.backbone.channels == [32, 64, 128, 256]
+    images = torch.randn(1, 3, 64, 64, generator=torch.Generator().manual_seed(2))
+    with torch.no_grad():
+        (cls_a, mask_a), (cls_b, mask_b) = model(images), loaded(images)
+    assert len(cls_a) == 4 and all(torch.equal(a, b) for a, b in zip(cls_a + mask_a, cls_b + mask_b))
