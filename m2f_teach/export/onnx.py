@@ -8,37 +8,25 @@ the batch is dynamic, the image size fixed at export (see `program.py` for why).
 
 Two choices make the file run in onnxruntime:
 
-* the deformable core is exported in its `grid_sample` form
-  (`multi_scale_deformable_attn_grid_sample`, the seed's and mmcv's PyTorch path), which ONNX
-  has as one operator, `GridSample` (opset 16+); the model's own core, a weighted
-  `embedding_bag` over int32 indices, computes the same numbers but exports to ops that
-  onnxruntime's type checks refuse (int32 and int64 mixed in one `Concat`).
+* the model is exported in its readable forms (`kernels.readable()`): the deformable core as
+  `multi_scale_deformable_attn_grid_sample` (the seed's and mmcv's PyTorch path), which ONNX
+  has as one operator, `GridSample` (opset 16+); the fast core of `m2f_teach/kernels/`, a
+  weighted `embedding_bag` over int32 indices, computes the same numbers but exports to ops
+  that onnxruntime's type checks refuse (int32 and int64 mixed in one `Concat`).
 * by default the TorchScript-based exporter (`torch.onnx.export(..., dynamo=False)`, opset
   17): seconds on a laptop, where the `torch.export`-based one (`dynamo=True`) takes minutes
   for the same file and the same numbers.
 """
 from __future__ import annotations
 
-import contextlib
 import warnings
 
 import torch
 
-from ..model import deformable_attention
+from .. import kernels
 from .program import MAX_BATCH, LastPrediction, example_images
 
 OPSET = 17
-
-
-@contextlib.contextmanager
-def grid_sample_core():
-    """Inside: the model's deformable attention calls the `grid_sample` form of the core."""
-    fast = deformable_attention.multi_scale_deformable_attn
-    deformable_attention.multi_scale_deformable_attn = deformable_attention.multi_scale_deformable_attn_grid_sample
-    try:
-        yield
-    finally:
-        deformable_attention.multi_scale_deformable_attn = fast
 
 
 def export_onnx(model, path, image_size=None, dynamo: bool = False) -> None:
@@ -46,7 +34,7 @@ def export_onnx(model, path, image_size=None, dynamo: bool = False) -> None:
     images = example_images(model, image_size)
     wrapper = LastPrediction(model.eval())
     names = dict(input_names=["images"], output_names=["cls_pred", "mask_pred"])
-    with grid_sample_core(), torch.no_grad(), warnings.catch_warnings():
+    with kernels.readable(), torch.no_grad(), warnings.catch_warnings():
         warnings.simplefilter("ignore")        # tracer and deprecation warnings: the check below counts
         if dynamo:
             batch = torch.export.Dim("batch", min=1, max=MAX_BATCH)

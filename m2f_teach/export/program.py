@@ -14,6 +14,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from ..model.config import image_size_error
+
 MAX_BATCH = 64
 
 
@@ -32,8 +34,8 @@ class LastPrediction(nn.Module):
 def example_images(model, image_size=None, batch_size: int = 2) -> torch.Tensor:
     """Random `(B, 3, H, W)` images to trace with (`image_size` default: the model config's)."""
     H, W = image_size if image_size is not None else model.config.image_size
-    if H % 32 or W % 32 or H <= 0 or W <= 0:
-        raise ValueError(f"--image-size {H} {W}: expected positive multiples of 32 (the backbone's stride)")
+    if image_size_error(H, W) is not None:
+        raise ValueError(f"--image-size {H} {W}: {image_size_error(H, W)}")
     weight = next(model.parameters())
     return torch.randn(batch_size, 3, H, W, generator=torch.Generator().manual_seed(0)).to(weight.dtype)
 
