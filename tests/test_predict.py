@@ -158,15 +158,21 @@ def test_postprocess_matches_mmdet_fusion_head(panoptic_outputs):
     with torch.no_grad():
         ref = head.predict(cls_pred, padded, samples, rescale=True)
     for b, meta in enumerate(metas):
-        masks = postprocess.resize_mask_pred(mask_pred[b], pad_shape, meta["img_shape"], meta["ori_shape"])
-        ours = postprocess.instance_postprocess(cls_pred[b], masks, max_per_image=20, num_things=num_things)
+        # all Q masks resized first (mmdet's order), and one query at a time (what predict does)
+        resized = postprocess.resize_mask_pred(mask_pred[b], pad_shape, meta["img_shape"], meta["ori_shape"])
+        lazy = postprocess.MaskLogits(mask_pred[b], pad_shape, meta["img_shape"], meta["ori_shape"])
         ins = ref[b]["ins_results"]
         order = ins.scores.argsort(descending=True, stable=True)
-        assert torch.equal(ours["labels"], ins.labels[order])
-        assert torch.allclose(ours["scores"], ins.scores[order], atol=1e-6)
-        assert torch.equal(ours["masks"], ins.masks[order])
+        for masks in (resized, lazy):
+            ours = postprocess.instance_postprocess(cls_pred[b], masks, max_per_image=20, num_things=num_things)
+            assert torch.equal(ours["labels"], ins.labels[order])
+            assert torch.allclose(ours["scores"], ins.scores[order], atol=1e-6)
+            assert torch.equal(ours["masks"], ins.masks[order])
+            assert torch.equal(ours["boxes"], ins.bboxes[order].long())       # mmdet's mask2bbox
         pan = ref[b]["pan_results"].sem_seg[0]                       # class + instance · OFFSET
-        ours = postprocess.panoptic_postprocess(cls_pred[b], masks, num_things=num_things)
+        ours = postprocess.panoptic_postprocess(cls_pred[b], lazy, num_things=num_things)
+        assert torch.equal(ours["segmentation"],
+                           postprocess.panoptic_postprocess(cls_pred[b], resized, num_things=num_things)["segmentation"])
         label = torch.full_like(pan, num_things + num_stuff)
         for s in ours["segments"]:
             label[ours["segmentation"] == s["id"]] = s["label"]
