@@ -3,7 +3,9 @@ a model with 100 queries (`M2FConfig.small(num_queries=100)`, random weights sav
 weights: 80 classes, images fitted into mmdet's 1333×800), each task in a fresh process.
 
 Peak RSS is each child process's own `ru_maxrss` (`os.wait4`, one child at a time). `--tree DIR` runs another checkout of the package (e.g. an export of main) on the
-same image and weights: before/after in one run. Goal: ≤ 2 GB for every task.
+same image and weights: before/after in one run. Each run is capped at `--cap-gb` of address
+space (12 GB), so a run that would take the machine's memory fails alone (exit status shown).
+Goal: ≤ 2 GB for every task.
 
     python benchmarks/bench_predict_memory.py [--tree /tmp/main_tree] [--size 3000 4000]
 """
@@ -11,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import subprocess
 import sys
 import tempfile
@@ -38,10 +41,14 @@ def make_inputs(folder: Path, size: tuple[int, int]) -> tuple[Path, Path]:
     return image_path, weights
 
 
-def peak_rss(tree: str, args: list[str]) -> tuple[int, float]:
+def peak_rss(tree: str, args: list[str], cap_gb: float) -> tuple[int, float]:
     """Run `python -m m2f_teach ARGS` with `tree` first on the path: (exit status, peak RSS in GB)."""
     env = dict(os.environ, PYTHONPATH=tree)
-    child = subprocess.Popen([sys.executable, "-m", "m2f_teach", *args], env=env,
+    cap = int(cap_gb * 2**30)
+
+    def limit():                                   # a run past the cap fails alone, not the machine
+        resource.setrlimit(resource.RLIMIT_AS, (cap, cap))
+    child = subprocess.Popen([sys.executable, "-m", "m2f_teach", *args], env=env, preexec_fn=limit,
                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     err = child.stderr.read()
     _, status, usage = os.wait4(child.pid, 0)                  # this child's own peak, kB on Linux
@@ -54,6 +61,8 @@ def peak_rss(tree: str, args: list[str]) -> tuple[int, float]:
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--tree", action="append", default=[], help="another checkout to measure too")
+    parser.add_argument("--cap-gb", type=float, default=12.0,
+                        help="address-space cap of each run (RLIMIT_AS; default 12): past it a run fails")
     parser.add_argument("--size", nargs=2, type=int, default=(3000, 4000), metavar=("H", "W"))
     args = parser.parse_args()
     here = str(Path(__file__).resolve().parents[1])
@@ -65,7 +74,7 @@ def main():
         for tree in [*args.tree, here]:
             for task, flags in CASES:
                 status, gb = peak_rss(tree, ["predict", str(image), "--weights", str(weights), "--task", task,
-                                             "--json", str(Path(folder) / "r.json"), *flags])
+                                             "--json", str(Path(folder) / "r.json"), *flags], args.cap_gb)
                 shown = f"{gb:.2f}" if status == 0 else f"{gb:.2f} (exit {status})"
                 print(f"| {tree} | {task} | {' '.join(flags) or '(defaults)'} | {shown} |", flush=True)
 

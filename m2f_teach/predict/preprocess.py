@@ -221,7 +221,11 @@ def preprocess_one(image, name: str = "image", scale: tuple[int, int] | None = C
     if pad_to is not None:
         if h > pad_to[0] or w > pad_to[1]:
             raise ValueError(f"{name}: resized to {h}×{w}, larger than the {pad_to[0]}×{pad_to[1]} the "
-                             f"model takes")
+                             f"model takes; export it at --image-size {H} {W}")
+        if (H, W) != tuple(pad_to):
+            notes.append((f"padded {H} {W}", f"padded to {pad_to[0]}×{pad_to[1]} (the exported size), where "
+                          f"predict pads to {H}×{W}: results can differ (padding is seen as image); "
+                          f"export with --image-size {H} {W} to match"))
         H, W = pad_to
     if max_input_pixels and H * W > max_input_pixels:
         raise ValueError(f"{name}: the model would run at {H}×{W} = {H * W / 1e6:.1f} Mpixels, above the "
