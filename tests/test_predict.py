@@ -325,15 +325,13 @@ def test_cli_on_converted_hf_weights_uses_stored_names(cli, tmp_path, capsys):
 
 
 @pytest.mark.parametrize("case,expected", [
-    ("missing", "no such image file"), ("gray", "mode L"), ("rgba", "mode RGBA"),
-    ("corrupt", "cannot read it as an image"), ("tiny", "at least 32"), ("task", "unknown task 'depth'")])
+    ("missing", "no such image file"), ("corrupt", "cannot read it as an image"), ("tiny", "at least 32"),
+    ("task", "--task depth: unknown task")])
 def test_bad_input_is_one_line_naming_it(cli, tmp_path, capsys, case, expected):
     from PIL import Image
     image = shapes_image(0)["image"]
-    paths = {"missing": tmp_path / "missing.png", "gray": tmp_path / "gray.png", "rgba": tmp_path / "rgba.png",
-             "corrupt": tmp_path / "corrupt.jpg", "tiny": tmp_path / "tiny.png", "task": tmp_path / "ok.png"}
-    Image.fromarray(image).convert("L").save(paths["gray"])
-    Image.fromarray(image).convert("RGBA").save(paths["rgba"])
+    paths = {"missing": tmp_path / "missing.png", "corrupt": tmp_path / "corrupt.jpg",
+             "tiny": tmp_path / "tiny.png", "task": tmp_path / "ok.png"}
     paths["corrupt"].write_bytes(b"\xff\xd8\xff not really a jpeg")
     Image.fromarray(image[:20, :40]).save(paths["tiny"])
     Image.fromarray(image).save(paths["task"])
@@ -343,15 +341,107 @@ def test_bad_input_is_one_line_naming_it(cli, tmp_path, capsys, case, expected):
     assert err.startswith("error: ") and err.count("\n") == 1 and expected in err, err
     if case != "task":
         assert str(paths[case]) in err
-    if case in ("gray", "rgba"):     # --to-rgb accepts them
-        assert cli(args + ["--to-rgb"]) == 0
+
+
+@pytest.mark.parametrize("flags,named", [
+    (["--score-threshold", "2"], "--score-threshold 2.0: expected a number from 0 to 1"),
+    (["--score-threshold", "-1"], "--score-threshold -1.0"),
+    (["--score-threshold", "nan"], "--score-threshold nan"),
+    (["--object-mask-threshold", "nan"], "--object-mask-threshold nan"),
+    (["--overlap-threshold", "1.5"], "--overlap-threshold 1.5"),
+    (["--min-probability", "-0.1"], "--min-probability -0.1"),
+    (["--resize", "0", "0"], "--resize 0 0: expected two sizes of at least 32"),
+    (["--max-input-pixels", "-1"], "--max-input-pixels -1"),
+    (["--num-things", "-2"], "--num-things -2"),
+    (["--background", "pink"], "--background pink: expected black or white"),
+    (["--device", "tpu:x"], "device 'tpu:x'"),
+    (["--no-resize", "--max-input-pixels", "1000"], "above the limit of 0.0 Mpixels"),
+    (["-o", "over.gif"], "expected a .png or .jpg"),
+    (["--json", "missing/r.json"], "the folder missing does not exist")])
+def test_every_flag_is_checked_and_named(cli, tmp_path, capsys, monkeypatch, flags, named):
+    monkeypatch.chdir(tmp_path)
+    write_png(tmp_path / "ok.png", shapes_image(0)["image"])
+    assert cli(["predict", "ok.png", *flags]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and err.count("\n") == 1 and named in err, err
+
+
+def test_nothing_is_written_unless_the_whole_run_can_succeed(cli, tmp_path, capsys, monkeypatch):
+    """`-o missing/over.png --json r.json`: refused before the model runs, `r.json` not written
+    (old: the model ran, r.json was written, then -o failed)."""
+    monkeypatch.chdir(tmp_path)
+    write_png(tmp_path / "ok.png", shapes_image(0)["image"])
+    assert cli(["predict", "ok.png", "-o", "missing/over.png", "--json", "r.json"]) == 1
+    assert "--overlay missing/over.png: the folder missing does not exist" in capsys.readouterr().err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ok.png"]
+    assert cli(["predict", "ok.png", "--json", "ok.png"]) == 1          # would overwrite its input
+    assert "is one of the input images" in capsys.readouterr().err
+
+
+def test_cuda_without_cuda_is_one_clear_line(cli, tmp_path, capsys):
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    with pytest.raises(ValueError, match="CUDA is not available on this machine"):
+        predict(shapes_image(0)["image"], device="cuda")
+    write_png(tmp_path / "ok.png", shapes_image(0)["image"])
+    assert cli(["predict", str(tmp_path / "ok.png"), "--device", "cuda"]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "device 'cuda': CUDA is not available" in err
+
+
+def test_predict_takes_device_and_its_options_are_in_the_signature():
+    import inspect
+    params = inspect.signature(predict).parameters
+    for name in ("weights", "device", "task", "score_threshold", "object_mask_threshold",
+                 "overlap_threshold", "min_probability", "background"):
+        assert name in params and name in predict.__doc__
+    assert not any(p.kind == p.VAR_KEYWORD for p in params.values())
+    assert "every call" in predict.__doc__
+    sample = shapes_image(0)
+    assert predict(sample["image"], device="cpu")[0]["instances"]
+    with pytest.raises(TypeError, match=r"score_threshold '0.5': expected a number from 0 to 1, got str"):
+        predict(sample["image"], score_threshold="0.5")
+
+
+def test_predictor_keeps_its_model_across_calls(monkeypatch):
+    import m2f_teach.pretrained as pretrained
+    loads = []
+    real = pretrained.load_pretrained
+    monkeypatch.setattr(pretrained, "load_pretrained", lambda *a: loads.append(1) or real(*a))
+    predictor = Predictor.from_weights()
+    model = predictor.model
+    for _ in range(3):
+        predictor(shapes_image(0)["image"])
+    assert predictor.model is model and len(loads) == 1
+    predict(shapes_image(0)["image"])                           # predict() loads on each call
+    assert len(loads) == 2
+
+
+def test_instances_carry_boxes_in_results_and_json():
+    """Each box is its mask's extent, x1 and y1 one past the last pixel (as mmdet's
+    `mask2bbox`; checked against mmdet in `test_postprocess_matches_mmdet_fusion_head`)."""
+    sample = shapes_image(3, (100, 150))
+    result = predict(sample["image"])[0]
+    assert result["instances"]
+    for instance, item in zip(result["instances"], to_json([result])[0]["instances"]):
+        ys, xs = np.nonzero(instance["mask"].numpy())
+        assert instance["box"] == (xs.min(), ys.min(), xs.max() + 1, ys.max() + 1)
+        assert item["box"] == list(instance["box"])
+
+
+def test_broken_weights_are_an_error_not_an_empty_result():
+    predictor = Predictor.from_weights()
+    with torch.no_grad():
+        next(predictor.model.parameters()).fill_(float("nan"))
+    with pytest.raises(ValueError, match="image 0: the model's outputs contain NaN"):
+        predictor(shapes_image(0)["image"])
 
 
 def test_api_rejects_bad_arrays():
-    with pytest.raises(ValueError, match=r"shape \(50, 60\), expected \(H, W, 3\)"):
-        predict(np.zeros((50, 60), np.uint8))
-    with pytest.raises(ValueError, match=r"shape \(4, 50, 60\), expected \(3, H, W\)"):
-        predict(torch.zeros(4, 50, 60))
+    with pytest.raises(ValueError, match=r"shape \(50, 60, 2\), expected \(H, W, 3\)"):
+        predict(np.zeros((50, 60, 2), np.uint8))
+    with pytest.raises(ValueError, match=r"shape \(5, 50, 60\), expected \(3, H, W\)"):
+        predict(torch.zeros(5, 50, 60))
     with pytest.raises(TypeError, match="is not an image"):
         predict([3.5])
 

@@ -90,7 +90,7 @@ class Predictor:
         fitted into 128×128 as it was trained, semantic `min_probability` 0.5 since it has no
         background class); else a file written by `convert` (its stored class names and
         thing/stuff split, mmdet's COCO test scale 1333×800, `min_probability` 0)."""
-        device = resolve_device(device)
+        device = str(resolve_device(device))
         if weights is None:
             from ..pretrained import class_names, load_pretrained
             model = load_pretrained(device)

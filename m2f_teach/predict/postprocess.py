@@ -27,8 +27,10 @@ query order, one per thing and one per stuff class.
 Memory follows what is kept, not Q × the photo: the (query, class) pairs and queries are chosen
 and thresholded on `cls_pred` first (a pair's score is its class probability × a mask score
 ≤ 1, so a pair whose class probability is below `score_threshold` can never pass), then each
-survivor's mask is resized to the image alone. Results are the same numbers as resizing all Q
-masks first (`tests/test_predict.py` checks both against HF and mmdetection).
+survivor's mask is resized to the image alone (instance, panoptic: `F.interpolate`, the same
+numbers as resizing all Q masks first; `tests/test_predict.py` checks both against HF and
+mmdetection). Semantic needs every query at every pixel: it runs in bands of rows, each band's
+rows resized by the same bilinear rule (`interpolate_rows`, equal up to float rounding).
 """
 from __future__ import annotations
 
@@ -69,6 +71,45 @@ class MaskLogits:
         if self.sizes is None:
             return selected
         return resize_mask_pred(selected, *self.sizes)                       # (n, h, w)
+
+
+    def rows(self, start: int, stop: int) -> torch.Tensor:
+        """Rows `start..stop−1` of every query's resized logits, `(Q, stop − start, w)`, by the
+        same bilinear rule computed for those rows only (`interpolate_rows`)."""
+        if self.sizes is None:
+            return self.mask_pred[:, start:stop].float()
+        pad_shape, (h, w), ori_shape = self.sizes
+        mask_pred = self.mask_pred.float()                                   # (Q, Hm, Wm)
+        if ori_shape == (h, w):
+            return interpolate_rows(mask_pred, mask_pred.shape[1], pad_shape, start, stop)[..., :w]
+        y0, y1, _, _ = linear_weights(h, ori_shape[0], start, stop)
+        first, last = int(y0.min()), int(y1.max()) + 1                       # rows of the cropped image
+        cropped = interpolate_rows(mask_pred, mask_pred.shape[1], pad_shape, first, last)[..., :w]
+        return interpolate_rows(cropped, h, ori_shape, start, stop, first_row=first)   # (Q, n, W_ori)
+
+
+def linear_weights(in_size: int, out_size: int, start: int, stop: int):
+    """PyTorch's bilinear rule (`align_corners=False`) for output indices `start..stop−1`:
+    source `(i + 0.5) · in/out − 0.5` clamped at 0, its two neighbours and their weights."""
+    scale = torch.tensor(in_size / out_size, dtype=torch.float32)
+    source = (scale * (torch.arange(start, stop, dtype=torch.float32) + 0.5) - 0.5).clamp(min=0)
+    i0 = source.floor().long().clamp(max=in_size - 1)
+    w1 = (source - i0).clamp(0, 1)
+    return i0, torch.where(i0 < in_size - 1, i0 + 1, i0), 1 - w1, w1
+
+
+def interpolate_rows(x: torch.Tensor, in_height: int, size, start: int, stop: int,
+                     first_row: int = 0) -> torch.Tensor:
+    """Rows `start..stop−1` of `F.interpolate(image, size, mode="bilinear")` for an image
+    `in_height` rows tall of which `x (Q, n, W_in)` holds rows `first_row..`: `(Q, stop − start, W)`.
+    Equal to `F.interpolate` up to float rounding of the weights (`test_predict.py` pins it)."""
+    H, W = size
+    y0, y1, a0, a1 = linear_weights(in_height, H, start, stop)
+    x0, x1, b0, b1 = linear_weights(x.shape[-1], W, 0, W)
+    top, bottom = x[:, y0 - first_row], x[:, y1 - first_row]                # (Q, n, W_in) each
+    top = top[..., x0] * b0 + top[..., x1] * b1                              # (Q, n, W)
+    bottom = bottom[..., x0] * b0 + bottom[..., x1] * b1                     # (Q, n, W)
+    return top * a0[:, None] + bottom * a1[:, None]                          # (Q, n, W)
 
 
 def as_mask_logits(mask_pred) -> MaskLogits:
@@ -131,40 +172,33 @@ def instance_postprocess(cls_pred: torch.Tensor, mask_pred, max_per_image: int |
             "boxes": mask_boxes(masks), "queries": query_indices[order]}
 
 
-CLASS_PLANES_BYTES = 2**29     # semantic: class score planes held at once (512 MiB)
+BAND_BYTES = 2**25     # semantic: about this many bytes of (Q + K − 1) planes per band of rows
 
 
 def semantic_postprocess(cls_pred: torch.Tensor, mask_pred, min_probability: float = 0.0) -> dict:
     """`segmentation (h, w)` class ids (int64; −1 where the best class's sum is below
     `min_probability`) and `probability (h, w)`, that best sum.
 
-    The per-class sums are held for as many classes as fit in `CLASS_PLANES_BYTES` at once, and
-    as many queries' masks (all of them for images up to ~1 Mpixel at Q = 100: one `einsum`);
-    a larger image resizes each query once per group of classes. Ties go to the first class."""
+    Computed in bands of rows (`MaskLogits.rows`), all queries and classes at once in each
+    band: memory follows `BAND_BYTES`, not (Q + K) × the photo. An image that fits in one band
+    (at Q = 100, about 80 000 pixels) is one `einsum`, as HF computes it."""
     cls_score = F.softmax(cls_pred.float(), dim=-1)[:, :-1]                  # (Q, K−1)
     mask_pred = as_mask_logits(mask_pred)
     Q, num_classes = cls_score.shape
     h, w = mask_pred.shape
-    group = max(1, min(num_classes, CLASS_PLANES_BYTES // (4 * h * w)))
-    chunk = max(1, min(Q, CLASS_PLANES_BYTES // (4 * h * w)))             # queries resized at once
-    best = torch.full((h, w), -1.0)
-    segmentation = torch.zeros((h, w), dtype=torch.int64)
-    for first in range(0, num_classes, group):
-        classes = slice(first, min(first + group, num_classes))
-        seg_scores = torch.zeros((classes.stop - first, h, w))              # (C_group, h, w)
-        for q0 in range(0, Q, chunk):
-            mask_prob = mask_pred[list(range(q0, min(q0 + chunk, Q)))].sigmoid()     # (n, h, w)
-            # Σ_q softmax(cls)[q, c] · sigmoid(mask)[q]
-            seg_scores += torch.einsum("qc,qhw->chw", cls_score[q0:q0 + chunk, classes], mask_prob)
-            del mask_prob
-        value, index = seg_scores.max(0)                                     # (h, w) each
-        better = value > best                         # strict: the first class wins a tie
-        best = torch.where(better, value, best)
-        segmentation = torch.where(better, index + first, segmentation)
-        del seg_scores
+    band = max(1, BAND_BYTES // (4 * w * (Q + num_classes)))
+    probability = torch.empty((h, w))
+    segmentation = torch.empty((h, w), dtype=torch.int64)
+    for start in range(0, h, band):
+        stop = min(start + band, h)
+        mask_prob = mask_pred.rows(start, stop).sigmoid()                    # (Q, n, w)
+        # Σ_q softmax(cls)[q, c] · sigmoid(mask)[q]
+        seg_scores = torch.einsum("qc,qhw->chw", cls_score, mask_prob)       # (K−1, n, w)
+        probability[start:stop] = seg_scores.max(0).values
+        segmentation[start:stop] = seg_scores.argmax(0)
     if min_probability > 0:
-        segmentation[best < min_probability] = -1
-    return {"segmentation": segmentation, "probability": best}
+        segmentation[probability < min_probability] = -1
+    return {"segmentation": segmentation, "probability": probability}
 
 
 def panoptic_postprocess(cls_pred: torch.Tensor, mask_pred, object_mask_threshold: float = 0.8,
