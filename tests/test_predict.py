@@ -8,6 +8,7 @@ stuff classes), and mmdetection's `MaskFormerFusionHead.predict`; preprocessing 
 """
 import json
 import os
+from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
@@ -85,13 +86,13 @@ def test_instance_postprocess_matches_hf(instance_outputs, processor):
     compared = 0
     for b, ref in enumerate(hf):
         ours = postprocess.instance_postprocess(*at_hf_size(instance_outputs, b))
-        keep = (ours["scores"] >= 0.2) & ours["masks"].flatten(1).any(1)
+        keep = (ours["scores"] >= 0.2) & torch.stack(ours["masks"]).flatten(1).any(1)
         ref_order = sorted(range(len(ref["segments_info"])), key=lambda i: -ref["segments_info"][i]["score"])
         assert int(keep.sum()) == len(ref_order) > 0
         ref_masks = ref["segmentation"][ref_order].bool()
         assert [ref["segments_info"][i]["label_id"] for i in ref_order] == ours["labels"][keep].tolist()
         assert np.allclose([ref["segments_info"][i]["score"] for i in ref_order], ours["scores"][keep], atol=1e-5)
-        assert torch.equal(ref_masks, ours["masks"][keep])
+        assert torch.equal(ref_masks, torch.stack(ours["masks"])[keep])
         compared += len(ref_order)
     assert compared >= 4
 
@@ -167,7 +168,7 @@ def test_postprocess_matches_mmdet_fusion_head(panoptic_outputs):
             ours = postprocess.instance_postprocess(cls_pred[b], masks, max_per_image=20, num_things=num_things)
             assert torch.equal(ours["labels"], ins.labels[order])
             assert torch.allclose(ours["scores"], ins.scores[order], atol=1e-6)
-            assert torch.equal(ours["masks"], ins.masks[order])
+            assert torch.equal(torch.stack(ours["masks"]), ins.masks[order])
             assert torch.equal(ours["boxes"], ins.bboxes[order].long())       # mmdet's mask2bbox
         pan = ref[b]["pan_results"].sem_seg[0]                       # class + instance · OFFSET
         ours = postprocess.panoptic_postprocess(cls_pred[b], lazy, num_things=num_things)
@@ -466,3 +467,83 @@ def test_labels_from_hf_know_coco_things_and_stuff(tmp_path):
     assert read_labels(path) == {"class_names": ["a", "b", "c"], "num_things": 2}
     with pytest.raises(ValueError, match="2 class names for a model with 3 classes"):
         save_checkpoint(model, tmp_path / "bad.safetensors", class_names=["a", "b"])
+
+
+def test_postprocessing_resizes_only_the_queries_it_keeps(panoptic_outputs):
+    """Memory follows what is kept: instance resizes only pairs whose class probability
+    reaches the threshold (their score = probability × a mask score ≤ 1 could not pass
+    otherwise), panoptic only the confident queries, each one alone; the results are those of
+    resizing all Q masks first."""
+    cls_pred, mask_pred = panoptic_outputs.class_queries_logits[0], panoptic_outputs.masks_queries_logits[0]
+    sizes = ((96, 128), (90, 121), (300, 400))
+    resized = postprocess.resize_mask_pred(mask_pred, *sizes)
+
+    class Counting(postprocess.MaskLogits):
+        asked: list = []
+
+        def __getitem__(self, idx):
+            self.asked.append(list(idx))
+            return super().__getitem__(idx)
+    lazy = Counting(mask_pred, *sizes)
+    probability = cls_pred.softmax(-1)[:, :-1]
+    ours = postprocess.instance_postprocess(cls_pred, lazy, score_threshold=0.5)
+    assert all(len(i) == 1 for i in Counting.asked)                                  # one at a time
+    assert sorted(q for [q] in Counting.asked) == sorted((probability >= 0.5).nonzero()[:, 0].tolist()) != []
+    full = postprocess.instance_postprocess(cls_pred, resized)                       # all Q, mmdet's way
+    keep = (full["scores"] >= 0.5) & torch.stack(full["masks"]).flatten(1).any(1)
+    assert torch.equal(ours["labels"], full["labels"][keep])
+    assert torch.equal(torch.stack(ours["masks"]), torch.stack(full["masks"])[keep])
+    Counting.asked.clear()
+    pan = postprocess.panoptic_postprocess(cls_pred, lazy, num_things=8)
+    confident = (cls_pred.softmax(-1).max(-1).values > 0.8) & (cls_pred.argmax(-1) != cls_pred.shape[1] - 1)
+    assert {q for [q] in Counting.asked} == set(confident.nonzero().flatten().tolist())
+    assert torch.equal(pan["segmentation"], postprocess.panoptic_postprocess(cls_pred, resized, num_things=8)["segmentation"])
+
+
+def test_semantic_in_bands_equals_the_full_resolution_rule(panoptic_outputs, monkeypatch):
+    """Bands of rows (a few rows each here) against all Q masks resized by `F.interpolate`
+    then one einsum: the same classes (the band resize differs only by float rounding)."""
+    cls_pred, mask_pred = panoptic_outputs.class_queries_logits[1], panoptic_outputs.masks_queries_logits[1]
+    sizes = ((96, 128), (90, 121), (301, 403))
+    resized = postprocess.resize_mask_pred(mask_pred, *sizes)
+    lazy = postprocess.MaskLogits(mask_pred, *sizes)
+    assert torch.allclose(lazy.rows(0, 301), resized, atol=1e-4)
+    reference = torch.einsum("qc,qhw->chw", cls_pred.softmax(-1)[:, :-1], resized.sigmoid()).argmax(0)
+    monkeypatch.setattr(postprocess, "BAND_BYTES", 4 * 403 * 120 * 7)            # 7 rows a band
+    banded = postprocess.semantic_postprocess(cls_pred, lazy)
+    assert (banded["segmentation"] == reference).float().mean() > 0.9999
+    assert len(reference.unique()) >= 3
+    floor = postprocess.semantic_postprocess(cls_pred, lazy, min_probability=0.6)
+    assert torch.equal(floor["segmentation"] == -1, banded["probability"] < 0.6)
+
+
+def test_semantic_leaves_the_shapes_background_unlabelled_by_default():
+    """The shipped checkpoint has no background class: with `min_probability` 0 (every pixel a
+    class, HF's and mmdet's rule) most background goes to some shape; the default 0.5 leaves
+    it at −1 and keeps the objects."""
+    sample = shapes_image(1)
+    background = torch.from_numpy(~sample["masks"].any(0))
+    default = predict(sample["image"], task="semantic")[0]["segmentation"]
+    everything = predict(sample["image"], task="semantic", min_probability=0)[0]["segmentation"]
+    assert (everything[background] >= 0).float().mean() == 1
+    assert (default[background] == -1).float().mean() > 0.9
+    for label, mask in zip(sample["labels"].tolist(), sample["masks"]):
+        assert (default[torch.from_numpy(mask)] == label).float().mean() > 0.8
+
+
+def test_overlay_label_sits_on_the_largest_component_and_scales():
+    from m2f_teach.predict.cli import overlay_paths
+    from m2f_teach.predict.overlay import font_size, label_position
+    mask = np.zeros((200, 300), bool)
+    mask[120:180, 200:280] = True                # the object
+    mask[2:4, 2:4] = True                        # stray pixels far away (pulled the old label to (2, 2))
+    x, y = label_position(mask)
+    assert 200 <= x < 280 and 120 <= y < 180
+    ring = np.zeros((100, 100), bool)
+    yy, xx = np.mgrid[:100, :100]
+    ring[((yy - 50) ** 2 + (xx - 50) ** 2 < 40 ** 2) & ((yy - 50) ** 2 + (xx - 50) ** 2 > 25 ** 2)] = True
+    assert ring[label_position(ring)[::-1]]      # on the ring, not in its hole
+    assert font_size(128, 128) == 10 and font_size(3000, 4000) > 80
+    assert overlay_paths("out/over.png", ["a/cat.jpg", "b/dog.png", "c/cat.png"]) == [
+        Path("out/over_cat.png"), Path("out/over_dog.png"), Path("out/over_cat_2.png")]
+    assert overlay_paths("over.png", ["a/cat.jpg"]) == [Path("over.png")]

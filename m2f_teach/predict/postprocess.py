@@ -116,10 +116,10 @@ def as_mask_logits(mask_pred) -> MaskLogits:
     return mask_pred if isinstance(mask_pred, MaskLogits) else MaskLogits(mask_pred)
 
 
-def mask_boxes(masks: torch.Tensor) -> torch.Tensor:
-    """`(N, h, w)` bool → `(N, 4)` int boxes `(x0, y0, x1, y1)`, x1 and y1 one past the last
+def mask_boxes(masks) -> torch.Tensor:
+    """`N` masks `(h, w)` bool → `(N, 4)` int boxes `(x0, y0, x1, y1)`, x1 and y1 one past the last
     pixel (mmdet's `mask2bbox`, detectron2's `BitMasks.get_bounding_boxes`); empty masks → 0s."""
-    boxes = torch.zeros((masks.shape[0], 4), dtype=torch.int64)
+    boxes = torch.zeros((len(masks), 4), dtype=torch.int64)
     for i, mask in enumerate(masks):
         rows, cols = mask.any(1).nonzero().flatten(), mask.any(0).nonzero().flatten()
         if len(rows):
@@ -129,8 +129,8 @@ def mask_boxes(masks: torch.Tensor) -> torch.Tensor:
 
 def instance_postprocess(cls_pred: torch.Tensor, mask_pred, max_per_image: int | None = None,
                          num_things: int | None = None, score_threshold: float | None = None) -> dict:
-    """`labels (N,)`, `scores (N,)`, `masks (N, h, w)` bool, `boxes (N, 4)`, `queries (N,)`, best
-    score first.
+    """`labels (N,)`, `scores (N,)`, `masks` (a list of N `(h, w)` bool tensors, never stacked:
+    memory of the kept masks only), `boxes (N, 4)`, `queries (N,)`, best score first.
 
     `max_per_image` defaults to Q (mmdet's 100 at Q = 100, HF's num_queries);
     `num_things=None` treats every class as a thing. `score_threshold=None` returns all
@@ -152,8 +152,7 @@ def instance_postprocess(cls_pred: torch.Tensor, mask_pred, max_per_image: int |
         keep &= scores_per_image >= score_threshold
     scores_per_image, labels_per_image = scores_per_image[keep], labels_per_image[keep]
     query_indices = query_indices[keep]
-    h, w = mask_pred.shape
-    masks = torch.zeros((len(query_indices), h, w), dtype=torch.bool)
+    masks: list[torch.Tensor] = []
     det_scores = torch.zeros(len(query_indices))
     for i, q in enumerate(query_indices.tolist()):      # one query at a time: memory of one mask
         logits = mask_pred[[q]][0]                                           # (h, w)
@@ -161,13 +160,13 @@ def instance_postprocess(cls_pred: torch.Tensor, mask_pred, max_per_image: int |
         # the mask score: mean sigmoid inside the predicted mask
         mask_score = (logits.sigmoid() * binary).sum() / (binary.sum() + 1e-6)
         det_scores[i] = scores_per_image[i] * mask_score
-        masks[i] = binary.bool()
-    if score_threshold is not None:
-        found = (det_scores >= score_threshold) & masks.flatten(1).any(1)
-        det_scores, labels_per_image, masks, query_indices = (
-            det_scores[found], labels_per_image[found], masks[found], query_indices[found])
+        keep_mask = score_threshold is None or (bool(det_scores[i] >= score_threshold) and bool(binary.any()))
+        masks.append(binary.bool() if keep_mask else None)
+    found = torch.tensor([m is not None for m in masks], dtype=torch.bool)
+    det_scores, labels_per_image, query_indices = det_scores[found], labels_per_image[found], query_indices[found]
+    masks = [m for m in masks if m is not None]
     order = det_scores.argsort(descending=True, stable=True)
-    masks = masks[order]
+    masks = [masks[i] for i in order.tolist()]
     return {"labels": labels_per_image[order], "scores": det_scores[order], "masks": masks,
             "boxes": mask_boxes(masks), "queries": query_indices[order]}
 

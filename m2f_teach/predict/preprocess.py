@@ -119,8 +119,9 @@ def as_image_tensor(image, name: str = "image", background: str = "black",
         if image.ndim not in (2, 3) or (image.ndim == 3 and image.shape[-1] not in (1, 3, 4)):
             raise ValueError(f"{name}: numpy image of shape {image.shape}, expected (H, W, 3) RGB "
                              f"(or (H, W) / (H, W, 1) gray, (H, W, 4) RGBA)")
-        if image.dtype == np.uint16 or image.dtype.kind in "iu" and image.dtype.itemsize > 1:
-            image = image.astype(np.int32)                 # torch has few uint16 ops
+        sixteen_bit = image.dtype == np.uint16
+        if image.dtype.kind in "iu" and image.dtype.itemsize > 1:
+            image = image.astype(np.int64)                 # torch has few uint16 ops
         if not image.flags.writeable:
             image = image.copy()                           # torch.from_numpy warns on read-only memory
         try:
@@ -128,7 +129,6 @@ def as_image_tensor(image, name: str = "image", background: str = "black",
         except TypeError:
             raise TypeError(f"{name}: numpy dtype {image.dtype}, expected uint8, uint16 or float") from None
         pixels = pixels[..., None] if pixels.dim() == 2 else pixels                   # (H, W, C)
-        sixteen_bit = image.dtype == np.int32 and pixels.numel() > 0 and int(pixels.max()) > 255
     elif isinstance(image, torch.Tensor):
         pixels = image.detach().cpu()
         pixels = pixels[None] if pixels.dim() == 2 else pixels
@@ -136,8 +136,9 @@ def as_image_tensor(image, name: str = "image", background: str = "black",
             raise ValueError(f"{name}: tensor image of shape {tuple(image.shape)}, expected (3, H, W) RGB "
                              f"(or (H, W) / (1, H, W) gray, (4, H, W) RGBA)")
         pixels = pixels.permute(1, 2, 0)                                       # (H, W, C)
-        sixteen_bit = pixels.dtype in (torch.int16, torch.int32, torch.int64) and pixels.numel() > 0 \
-            and int(pixels.max()) > 255
+        sixteen_bit = pixels.dtype == torch.uint16
+        if sixteen_bit:
+            pixels = pixels.to(torch.int64)
     else:
         raise TypeError(f"{name}: {type(image).__name__} is not an image; expected a path, "
                         f"a PIL image, a numpy (H, W, 3) array or a torch (3, H, W) tensor")
@@ -165,7 +166,7 @@ def scale_to_255(pixels: torch.Tensor, name: str, sixteen_bit: bool, notes: list
         return pixels.float()
     if not pixels.dtype.is_floating_point:
         low, high = int(pixels.min()), int(pixels.max())
-        if sixteen_bit and low >= 0 and high <= 65535:
+        if sixteen_bit:
             notes.append(("16-bit", "16-bit values divided by 257 to 0..255"))
             return pixels.float() / 257.0
         if low < 0 or high > 255:
