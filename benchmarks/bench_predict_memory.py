@@ -7,7 +7,7 @@ same image and weights: before/after in one run. Each run is capped at `--cap-gb
 space (12 GB), so a run that would take the machine's memory fails alone (exit status shown).
 Goal: ≤ 2 GB for every task.
 
-    python benchmarks/bench_predict_memory.py [--tree /tmp/main_tree] [--size 3000 4000]
+    python benchmarks/bench_predict_memory.py [--tree /tmp/main_tree] [--cases 0 2] [--size 3000 4000]
 """
 from __future__ import annotations
 
@@ -63,6 +63,8 @@ def main():
     parser.add_argument("--tree", action="append", default=[], help="another checkout to measure too")
     parser.add_argument("--cap-gb", type=float, default=12.0,
                         help="address-space cap of each run (RLIMIT_AS; default 12): past it a run fails")
+    parser.add_argument("--cases", nargs="+", type=int, default=list(range(len(CASES))),
+                        help="which rows of CASES to run (default: all)")
     parser.add_argument("--size", nargs=2, type=int, default=(3000, 4000), metavar=("H", "W"))
     args = parser.parse_args()
     here = str(Path(__file__).resolve().parents[1])
@@ -72,7 +74,7 @@ def main():
               f"100 queries, 80 classes")
         print("| tree | task | flags | peak RSS (GB) |\n|---|---|---|---|")
         for tree in [*args.tree, here]:
-            for task, flags in CASES:
+            for task, flags in [CASES[i] for i in args.cases]:
                 status, gb = peak_rss(tree, ["predict", str(image), "--weights", str(weights), "--task", task,
                                              "--json", str(Path(folder) / "r.json"), *flags], args.cap_gb)
                 shown = f"{gb:.2f}" if status == 0 else f"{gb:.2f} (exit {status})"

@@ -16,7 +16,7 @@ from m2f_teach.data import IMAGE_MEAN, IMAGE_STD, TEST_SEED, draw_sample
 from m2f_teach.export import export_onnx, export_program, read_onnx_metadata, read_pt2_metadata, save_program
 from m2f_teach.export.metadata import describe
 from m2f_teach.export.onnx import differences
-from m2f_teach.predict import Predictor
+from m2f_teach.predict import Predictor, rle
 
 onnx = pytest.importorskip("onnx")
 pytest.importorskip("onnxruntime")
@@ -104,7 +104,9 @@ def test_predict_onnx_equals_predict_on_the_same_image(shapes_onnx, tmp_path, cl
         assert ours[key], ours
         assert [x["name"] for x in ours[key]] == [x["name"] for x in theirs[key]]
         assert np.allclose([x.get("score", 0) for x in ours[key]], [x.get("score", 0) for x in theirs[key]], atol=1e-4)
-        assert [x["mask"] for x in ours[key]] == [x["mask"] for x in theirs[key]]
+        for a, b in zip(ours[key], theirs[key]):       # logits agree to ~1e-5: a border pixel may flip
+            a, b = rle.decode(a["mask"]), rle.decode(b["mask"])
+            assert (a != b).sum() <= 2e-4 * a.size and a.any()
     out = capsys.readouterr()
     assert "note:" not in out.err
 
