@@ -32,13 +32,13 @@ def test_markdown_table_rows(seed_trace):
 
 def test_uncollapsed_has_one_row_per_tensor(seed_trace):
     table = seed_trace.table(collapse=False)
-    assert len(table) == len(seed_trace.tensors) == 176  # 131 + 9 layers × (3 cross-attention + 2 self-attention)
-    assert len(seed_trace.table()) < 70          # 61 rows: repeated layers collapse
+    assert len(table) == len(seed_trace.tensors) == 204  # 159 + 9 layers × (3 cross-attention + 2 self-attention)
+    assert len(seed_trace.table()) < 80          # 72 rows: repeated layers collapse
 
 
 def test_json_format(seed_trace):
     rows = json.loads(seed_trace.table(collapse=False).to_json())
-    assert len(rows) == 176  # 131 + 9 layers × (3 cross-attention + 2 self-attention)
+    assert len(rows) == 204  # 159 + 9 layers × (3 cross-attention + 2 self-attention)
     first = rows[0]
     assert {"name", "shape", "symbolic", "step", "note"} <= first.keys()
     by_name = {r["name"]: r for r in rows}
@@ -56,7 +56,7 @@ def test_cli_table_formats(capsys, tmp_path):
     out = run_cli(capsys, "table", "--preset", "small", "--format", "csv")
     rows = list(csv.reader(io.StringIO(out)))
     assert rows[0][:4] == ["step", "name", "symbolic", "shape"]
-    assert len(rows) == 1 + 176
+    assert len(rows) == 1 + 204
     out = run_cli(capsys, "table", "--image-size", "512", "768", "--batch-size", "1", "--format", "json")
     rows = {r["name"]: r for r in json.loads(out)}
     assert rows["panoptic_head.pixel_decoder.encoder_inputs"]["shape"] == [16 * 24 + 32 * 48 + 64 * 96, 1, 256]
@@ -89,11 +89,17 @@ def test_module_entry_point():
     assert "sampling_locations" in result.stdout
 
 
-def test_lab_without_browser_prints_table(capsys, monkeypatch):
+def test_lab_without_browser_prints_how_to_open_the_notebooks(capsys, monkeypatch):
     monkeypatch.setenv("CI", "true")
     with pytest.raises(SystemExit) as exc:
         main(["lab"])
     assert exc.value.code == 0
     captured = capsys.readouterr()
-    assert "panoptic_head.pixel_decoder.encoder_inputs" in captured.out
-    assert "jupyter lab --no-browser" in captured.err
+    assert "jupyter lab --no-browser" in captured.out and "-m m2f_teach table" in captured.out
+
+
+def test_lab_table_prints_the_seed_table(capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["lab", "--table"])
+    assert exc.value.code == 0
+    assert "panoptic_head.pixel_decoder.encoder_inputs" in capsys.readouterr().out

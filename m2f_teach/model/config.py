@@ -98,6 +98,22 @@ class M2FConfig:
         H, W = self.image_size
         return H // self.strides[0], W // self.strides[0]
 
+    def estimated_parameters(self) -> int:
+        """About how many numbers the model's weights hold (within a few %; nothing built), so a
+        size that cannot fit is refused before any memory is taken."""
+        C, K, L = self.feat_channels, self.num_classes + 1, self.num_levels
+        n = self.in_channels * self.stem_channels * 49                        # backbone stem
+        previous = self.stem_channels
+        for blocks, width in self.backbone_stages:                           # bottlenecks, expansion 4
+            n += previous * 4 * width + blocks * (9 * width * width + 8 * width * width) + (previous - 4 * width) * width
+            previous = 4 * width
+        n += sum(self.backbone_channels) * C + 9 * C * C + C * self.out_channels  # projections, FPN, mask features
+        if self.deformable_encoder:                                          # offsets, weights, value/out, FFN
+            n += self.num_encoder_layers * (3 * C * self.num_heads * L * self.num_points + 2 * C * C
+                                            + 2 * C * self.encoder_ffn_channels)
+        n += self.num_decoder_layers * (8 * C * C + 2 * C * self.decoder_ffn_channels)  # self, cross, FFN
+        return n + 2 * self.num_queries * C + L * C + C * K + 2 * C * C + C * self.out_channels  # queries, heads
+
     def symbols(self) -> dict[str, int]:
         """Glossary letters and their values at this configuration."""
         H, W = self.image_size

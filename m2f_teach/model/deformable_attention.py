@@ -388,6 +388,7 @@ class MultiScaleDeformableAttention(nn.Module):
         if key_padding_mask is not None:
             value = value.masked_fill(key_padding_mask[..., None], 0.0)
         value = value.view(B, S, nH, -1)                        # (B, S, nH, D)
+        value = self.tap(value, "value", "B S nH D")
 
         sampling_offsets = self.sampling_offsets(query).view(B, S_q, nH, L, P, 2)    # (B, S_q, nH, L, P, 2)
         sampling_offsets = self.tap(sampling_offsets, "sampling_offsets", "B S_q nH L P 2")
@@ -400,6 +401,7 @@ class MultiScaleDeformableAttention(nn.Module):
         # offsets are in pixels of each level; dividing by (W_l, H_l) makes them fractions of
         # the map, the units of reference_points. (W_l, H_l), not (H_l, W_l): locations are (x, y)
         offset_normalizer = sampling_offsets.new_tensor([(w, h) for h, w in spatial_shapes])  # (L, 2)
+        offset_normalizer = self.tap(offset_normalizer, "offset_normalizer", "L 2")
         # the same sum, broadcast along the last axis only (far faster on CPU than a broadcast
         # over the inner L and P axes): every (L, P, 2) row of offsets over the same (L·P·2,)
         offset_normalizer = offset_normalizer[:, None, :].expand(L, P, 2).reshape(L * P * 2)  # (L·P·2,)

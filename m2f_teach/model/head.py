@@ -65,7 +65,10 @@ class Mask2FormerHead(nn.Module):
         mask_embed = tap(self.mask_embed(decoder_out), "mask_embed", "B Q C_m", index=index)  # (B, Q, C_m)
         mask_pred = torch.einsum("bqc,bchw->bqhw", mask_embed, mask_features)            # (B, Q, Hm, Wm)
         mask_pred = tap(mask_pred, "mask_pred", "B Q Hm Wm", index=index)
-        attn_mask = attention_mask(mask_pred, attn_mask_target_size, self.num_heads)     # (B·nH, Q, H_l·W_l)
+        def resized(logits):   # the seed's attn_mask before flattening: mask logits at the level's size
+            return tap(logits, "attn_mask_resized", "B Q H_l W_l", index=index, level=level)
+
+        attn_mask = attention_mask(mask_pred, attn_mask_target_size, self.num_heads, resized)  # (B·nH, Q, H_l·W_l)
         attn_mask = tap(attn_mask, "attn_mask", "B*nH Q H_l*W_l", index=index, level=level)
         return cls_pred, mask_pred, attn_mask
 

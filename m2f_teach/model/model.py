@@ -6,6 +6,7 @@
 """
 from __future__ import annotations
 
+import os
 import warnings
 
 import torch
@@ -15,6 +16,31 @@ from .backbone import ResNet
 from .config import M2FConfig
 from .head import Mask2FormerHead
 from .tap import Tap
+
+
+def memory_of(device: torch.device) -> int | None:
+    """Bytes of memory on `device` (a GPU's, or the machine's RAM); None where unknown."""
+    if device.type == "cuda":
+        return torch.cuda.get_device_properties(device).total_memory
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, ValueError, OSError):
+        return None
+
+
+def check_fits(config: M2FConfig):
+    """Refuse, before any allocation, a configuration whose weights alone exceed the memory of the
+    device they would be made on (`meta`: shapes only, always fits)."""
+    device = torch.empty(0).device
+    if device.type == "meta":
+        return
+    numbers = config.estimated_parameters()
+    needed, available = numbers * torch.get_default_dtype().itemsize, memory_of(device)
+    if available is not None and needed > available:
+        raise ValueError(f"this configuration's weights alone need about {needed / 2**30:,.0f} GiB ({numbers:.2e} "
+                         f"numbers at Q={config.num_queries}, C={config.feat_channels}, K={config.num_classes + 1}); "
+                         f"{device.type} has {available / 2**30:,.0f} GiB. Look at its shapes on the meta device: "
+                         f"trace_shapes(config) or `with torch.device('meta'): Mask2Former(config)`")
 
 
 def _tracing() -> bool:
@@ -32,6 +58,7 @@ class Mask2Former(nn.Module):
     def __init__(self, config: M2FConfig | None = None):
         super().__init__()
         self.config = config = config if config is not None else M2FConfig()
+        check_fits(config)
         self.backbone = ResNet(config)
         self.panoptic_head = Mask2FormerHead(config)
         self.tap = Tap()

@@ -116,6 +116,7 @@ class MSDeformAttnPixelDecoder(nn.Module):
                 continue
             # no padding: every pixel is real
             padding_mask_resized = feat.new_zeros((batch_size, h, w), dtype=torch.bool)  # (B, H_l, W_l)
+            tap(padding_mask_resized, "padding_mask_resized", "B H_l W_l", index=i, level=i)
             pos_embed = self.positional_encoding(padding_mask_resized, feat_projected.dtype)  # (B, C, H_l, W_l)
             tap(pos_embed, "pos_embed", "B C H_l W_l", index=i, level=i)
             level_embed = self.level_encoding.weight[i]                      # (C,)
@@ -123,6 +124,7 @@ class MSDeformAttnPixelDecoder(nn.Module):
             tap(level_pos_embed, "level_pos_embed", "B C H_l W_l", index=i, level=i)
             reference_points = normalised_reference_points((h, w), self.strides[level_idx],
                                                            device=feat.device)  # (H_l·W_l, 2)
+            tap(reference_points, "reference_points", "H_l*W_l 2", index=i, level=i)
             # (B, C, H_l, W_l) -> (B, C, H_l·W_l) -> (H_l·W_l, B, C)
             feat_projected = feat_projected.flatten(2).permute(2, 0, 1)      # (H_l·W_l, B, C)
             level_pos_embed = level_pos_embed.flatten(2).permute(2, 0, 1)    # (H_l·W_l, B, C)

@@ -14,7 +14,9 @@ a json with the config, command, time, loss history and scores, and a loss plot.
 on 2 CPU cores (`RECIPES`; given flags win). The model flags (`--image-size`, `--num-queries`,
 `--num-points`, `--num-encoder-layers`, the ablation switches `--masked-attention false`,
 `--reset-all-blocked false`, `--deformable-encoder false`, and `--point-loss false` for the
-loss) change `M2FConfig.shapes()`; the checkpoint stores the config, so
+loss) change `M2FConfig.shapes()` (the study's `--cls-weight`, `--no-object-weight`,
+`--train-objects`, `--mask-points` and `--lr-mult` change the losses, the training images and the
+learning rate per module; README, Training); the checkpoint stores the config, so
 `load_checkpoint(OUT)` rebuilds the model in one line. `train(args, on_log=f)` calls `f(history)`
 after each log and validation (the notebooks' live plot).
 
@@ -30,7 +32,9 @@ optimizer, schedule, step, history and random-number states; read back with
 `torch.load(weights_only=True)`, so nothing in it is executed): `--resume OUT.state.pt` with
 the same training flags continues where it stopped, and a resumed CPU run gives bitwise the
 same weights as one that was never interrupted. Files are written to a temporary name and
-renamed, so a checkpoint is never half-written.
+renamed, so a checkpoint is never half-written. A run whose predictions turn NaN stops before the
+matching, naming the step, with its history in OUT.json (`diverged`) and OUT.png. `--out` inside
+the installed package (its shipped checkpoint) needs `--allow-package-write`.
 
 Seeded: the same command on the same device and torch version gives the same weights on CPU.
 """
@@ -63,10 +67,12 @@ def add_parser(subparsers):
     return parser
 
 
+# the study's loss, data and learning-rate flags at Mask2Former's values (as the shipped checkpoint)
+STUDY = dict(cls_weight=2.0, no_object_weight=0.1, train_objects=(1, 4), lr_mult=(), mask_points=None)
 # the defaults of the flags a recipe sets; `--recipe NAME` replaces them with RECIPES[NAME]'s
 # (a flag given on the command line still wins)
 BASE = dict(steps=2376, batch_size=16, lr=1e-3, warmup=50, schedule="step", val_every=594,
-            image_size=None, num_queries=None)
+            image_size=None, num_queries=None, **STUDY)
 RECIPES = {
     # the most that fits in ≤ 30 minutes on 2 CPU cores at the shipped checkpoint's size (128×128,
     # 20 queries): README, notebook 09 and results/lecture.json hold its measured scores
@@ -113,6 +119,9 @@ def add_arguments(parser):
                              "of a random init: to train on where a run stopped")
     parser.add_argument("--out", default="artifacts/shapes_small.safetensors",
                         help="checkpoint path; the json and the loss plot go beside it")
+    parser.add_argument("--allow-package-write", action="store_true",
+                        help="let --out point inside the installed m2f_teach package (to ship a new "
+                             "checkpoint over m2f_teach/weights/; refused otherwise)")
     parser.add_argument("--save-every", type=int, default=0,
                         help="also write the checkpoint, json, plot and OUT.state.pt every this many "
                              "steps (0 = only at the end, on an early stop and on Ctrl-C/SIGTERM)")
@@ -141,7 +150,43 @@ def add_arguments(parser):
         model.add_argument(f"--{name}", type=parse_bool, default=None, metavar="BOOL", help=meaning)
     model.add_argument("--point-loss", type=parse_bool, default=True, metavar="BOOL",
                        help="false: mask losses on every pixel instead of the sampled points")
+    add_study_arguments(parser)
     return parser
+
+
+def add_study_arguments(parser):
+    """The loss, data and learning-rate flags of the lecture study (defaults: the shipped recipe's)."""
+    study = parser.add_argument_group("loss, training data and learning rate per module (default: Mask2Former's)")
+    study.add_argument("--cls-weight", type=float, default=None, metavar="W",
+                       help=f"class loss weight; the matching cost keeps 2 (default {STUDY['cls_weight']})")
+    study.add_argument("--no-object-weight", type=float, default=None, metavar="W",
+                       help=f"weight of the no-object class in the class loss (default {STUDY['no_object_weight']})")
+    study.add_argument("--train-objects", type=int, nargs=2, default=None, metavar=("MIN", "MAX"),
+                       help="objects tried per training image (default 1 4; the held-out images keep 1 4)")
+    study.add_argument("--mask-points", type=int, default=None, metavar="P",
+                       help="points sampled per mask for the matching and the mask losses (default: "
+                            "mmdet's 12544 scaled by the image area, 196 at 128×128)")
+    study.add_argument("--lr-mult", action="append", default=None, metavar="PREFIX=F",
+                       help="learning rate × F for the parameters whose name starts with PREFIX, e.g. "
+                            "panoptic_head.cls_embed=5 (repeatable; the first matching prefix wins)")
+
+
+def parse_lr_mult(items) -> tuple[tuple[str, float], ...]:
+    """`["PREFIX=F", ...]` → `((PREFIX, F), ...)`, each F a finite number > 0."""
+    out = []
+    for item in items or ():
+        if isinstance(item, (tuple, list)):
+            prefix, factor = item
+        else:
+            prefix, sep, text = str(item).partition("=")
+            try:
+                factor = float(text) if sep and prefix else float("nan")
+            except ValueError:
+                factor = float("nan")
+        if not (math.isfinite(factor) and factor > 0):
+            raise ValueError(f"--lr-mult {item}: expected PREFIX=F with a parameter-name prefix and a number F > 0")
+        out.append((prefix, factor))
+    return tuple(out)
 
 
 def resolve_recipe(args):
@@ -167,8 +212,12 @@ def training_config(args) -> M2FConfig:
         raise ValueError(f"model flags {changes}: {err}") from None
 
 
-def param_groups(model, weight_decay):
-    """AdamW groups: mmdet's decay_mult 0 for query_embed, query_feat, level_embed and norms."""
+def param_groups(model, weight_decay, lr=None, lr_mult=()):
+    """AdamW groups: mmdet's decay_mult 0 for query_embed, query_feat, level_embed and norms;
+    with `lr_mult` ((prefix, factor), ...) the parameters under a prefix get their own groups
+    with learning rate `lr` × factor."""
+    if lr_mult:
+        return multiplied_groups(model, weight_decay, lr, lr_mult)
     no_decay_names = ("query_embed", "query_feat", "level_embed", "level_encoding")
     decay, no_decay = [], []
     norm_params = {id(p) for m in model.modules()
@@ -184,6 +233,23 @@ def param_groups(model, weight_decay):
     return [dict(params=decay, weight_decay=weight_decay), dict(params=no_decay, weight_decay=0.0)]
 
 
+def multiplied_groups(model, weight_decay, lr, lr_mult):
+    """`param_groups` split further by the first prefix of `lr_mult` each parameter's name starts with."""
+    names = {id(p): n for n, p in model.named_parameters()}
+    for prefix, _ in lr_mult:
+        if not any(n.startswith(prefix) for n in names.values()):
+            raise ValueError(f"--lr-mult {prefix}: no parameter name starts with it (e.g. "
+                             f"panoptic_head.cls_embed, panoptic_head.transformer_decoder, backbone)")
+    groups = []
+    for group in param_groups(model, weight_decay):
+        split = {}
+        for p in group["params"]:
+            factor = next((f for prefix, f in lr_mult if names[id(p)].startswith(prefix)), 1.0)
+            split.setdefault(factor, []).append(p)
+        groups += [dict(params=ps, weight_decay=group["weight_decay"], lr=lr * f) for f, ps in split.items()]
+    return groups
+
+
 COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
 
 
@@ -194,7 +260,7 @@ def training_forward(model, mode=None):
     return torch.compile(model, mode=mode) if mode else model
 
 
-def make_optimizer(model, lr, weight_decay, device) -> torch.optim.AdamW:
+def make_optimizer(model, lr, weight_decay, device, lr_mult=()) -> torch.optim.AdamW:
     """AdamW over `param_groups`, as one fused kernel per step where torch has one for `device`.
 
     The fused form computes AdamW's update for all parameters at once instead of a handful of
@@ -202,7 +268,7 @@ def make_optimizer(model, lr, weight_decay, device) -> torch.optim.AdamW:
     """
     device = torch.device(device)
     fused = device.type in ("cuda", "cpu")
-    return torch.optim.AdamW(param_groups(model, weight_decay), lr=lr, eps=1e-8, fused=fused)
+    return torch.optim.AdamW(param_groups(model, weight_decay, lr, lr_mult), lr=lr, eps=1e-8, fused=fused)
 
 
 SCHEDULES = ("step", "cosine")
@@ -234,7 +300,7 @@ def pick_device(name):
 
 # flags that decide the updates: a resumed run must repeat them
 RESUME_FLAGS = ("steps", "batch_size", "lr", "weight_decay", "clip", "warmup", "seed", "schedule",
-                "image_size", "num_queries", "point_loss") + CONFIG_FLAGS
+                "image_size", "num_queries", "point_loss") + CONFIG_FLAGS + tuple(STUDY)
 
 
 def check_arguments(args):
@@ -251,6 +317,15 @@ def check_arguments(args):
         value = getattr(args, name)
         if not (math.isfinite(value) and value >= 0):
             raise ValueError(f"--{name.replace('_', '-')} {value}: expected a finite number ≥ 0 ({meaning})")
+    for name in ("cls_weight", "no_object_weight"):
+        value = getattr(args, name)
+        if not (math.isfinite(value) and value > 0):
+            raise ValueError(f"--{name.replace('_', '-')} {value}: expected a finite number > 0")
+    if args.mask_points is not None and args.mask_points < 1:
+        raise ValueError(f"--mask-points {args.mask_points}: expected a positive integer")
+    low, high = args.train_objects
+    if not 1 <= low <= high:
+        raise ValueError(f"--train-objects {low} {high}: expected 1 ≤ MIN ≤ MAX")
     if not 0 <= args.stop_after <= args.steps:
         raise ValueError(f"--stop-after {args.stop_after}: expected 0 (never) to --steps {args.steps}")
     if args.init and not Path(args.init).is_file():
@@ -260,11 +335,17 @@ def check_arguments(args):
     if args.resume and not Path(args.resume).is_file():
         raise FileNotFoundError(f"--resume {args.resume}: no such file (the .state.pt that train writes "
                                 f"beside its checkpoint)")
-    check_output(Path(args.out))
+    check_output(Path(args.out), allow_package_write=args.allow_package_write)
 
 
-def check_output(out: Path):
-    """Fail now, not after the run, if `out` (and the json, plot and state beside it) cannot be written."""
+def check_output(out: Path, allow_package_write: bool = False):
+    """Fail now, not after the run, if `out` (and the json, plot and state beside it) cannot be
+    written, or lies inside the installed package (its shipped checkpoint) without the flag."""
+    package = Path(__file__).resolve().parents[1]
+    if not allow_package_write and out.resolve().is_relative_to(package):
+        raise ValueError(f"--out {out}: inside the installed package {package}, whose shipped checkpoint "
+                         f"every notebook loads; write elsewhere (e.g. artifacts/{out.name}), or pass "
+                         f"--allow-package-write to replace what ships")
     if out.is_dir():
         raise ValueError(f"--out {out}: is a directory; expected a .safetensors file name")
     if out.suffix != ".safetensors":
@@ -318,8 +399,9 @@ def load_state(path, args) -> dict:
                          f"{str(err).splitlines()[0] if str(err) else 'unreadable'})") from None
     if not isinstance(state, dict) or state.get("format") != "m2f-teach-train-state/1":
         raise ValueError(f"--resume {path}: not a training state train wrote (no 'm2f-teach-train-state/1' format)")
-    differ = [f"--{k.replace('_', '-')} {state['flags'].get(k)} (this command: {getattr(args, k)})"
-              for k in RESUME_FLAGS if state["flags"].get(k) != getattr(args, k)]
+    flags = STUDY | state["flags"]               # a state from before the study flags used their defaults
+    differ = [f"--{k.replace('_', '-')} {flags.get(k)} (this command: {getattr(args, k)})"
+              for k in RESUME_FLAGS if flags.get(k) != getattr(args, k)]
     if differ:
         raise ValueError(f"--resume {path}: the run used " + ", ".join(differ) + "; repeat its flags")
     if args.stop_after and args.stop_after <= state["steps_done"]:
@@ -401,6 +483,7 @@ def train(args, on_log=None) -> dict:
     args = resolve_recipe(with_defaults(args))
     if args.image_size is not None:
         args.image_size = tuple(args.image_size)
+    args.train_objects, args.lr_mult = tuple(args.train_objects), parse_lr_mult(args.lr_mult)
     # the losses and the scores need scipy (Hungarian matching): imported when training starts,
     # so that `python -m m2f_teach table` does not wait for them
     from .criterion import Mask2FormerCriterion, num_points_for, total_loss
@@ -416,16 +499,19 @@ def train(args, on_log=None) -> dict:
     if args.init:
         load_init_weights(model, args.init)
     model = model.to(device).train()
-    criterion = Mask2FormerCriterion(config.num_classes, num_points_for(config.image_size),
-                                     point_loss=args.point_loss).to(device)
-    optimizer = make_optimizer(model, args.lr, args.weight_decay, device)
+    criterion = Mask2FormerCriterion(config.num_classes, args.mask_points or num_points_for(config.image_size),
+                                     point_loss=args.point_loss, cls_weight=args.cls_weight,
+                                     no_object_weight=args.no_object_weight,
+                                     cost_cls_weight=STUDY["cls_weight"]).to(device)
+    optimizer = make_optimizer(model, args.lr, args.weight_decay, device, args.lr_mult)
     forward = training_forward(model, getattr(args, "compile", None))
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_factor(s, args.steps, args.warmup, args.schedule))
     history = dict(step=[], seconds=[], loss=[], loss_cls=[], loss_mask=[], loss_dice=[], val=[])
     first_step, seconds_before = 0, 0.0
     if state is not None:
         first_step, seconds_before = resume_from(state, model, optimizer, scheduler, history, device)
-    train_data = ShapesDataset(args.steps * args.batch_size, seed=args.seed, image_size=config.image_size)
+    train_data = ShapesDataset(args.steps * args.batch_size, seed=args.seed, image_size=config.image_size,
+                               min_objects=args.train_objects[0], max_objects=args.train_objects[1])
     if first_step:  # the data position: batch `step` is still samples step·B .. step·B + B − 1
         train_data = torch.utils.data.Subset(train_data, range(first_step * args.batch_size, len(train_data)))
     # batch `step` holds samples step·B .. step·B + B − 1, whichever process draws them; the
@@ -448,10 +534,15 @@ def train(args, on_log=None) -> dict:
             images = images.to(device)                                                  # (B, 3, H, W)
             targets = [{k: v.to(device) for k, v in t.items()} for t in targets]
             cls_pred_list, mask_pred_list = forward(images)                             # 10 × (B, Q, K), (B, Q, Hm, Wm)
-            losses = criterion(cls_pred_list, mask_pred_list, targets)
-            loss = total_loss(losses)
-            if not math.isfinite(loss.item()):
-                raise FloatingPointError(f"loss is {loss.item()} at step {step}")
+            try:             # a diverged model: stop before matching, keep the history
+                losses = criterion(cls_pred_list, mask_pred_list, targets)
+                loss = total_loss(losses)
+                if not math.isfinite(loss.item()):
+                    raise FloatingPointError(f"the loss is {loss.item()}")
+            except FloatingPointError as err:
+                info = run_info(args, config, device, time.time() - start, steps_done, None, history)
+                raise FloatingPointError(f"training diverged at step {step}: {err}; "
+                                         f"{save_diverged(info | {'diverged': f'step {step}: {err}'}, out)}") from None
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             if args.clip:
@@ -548,14 +639,27 @@ def save(model, info, out: Path):
                                                                  "command": info["command"]}
     atomic_write(out, lambda tmp: save_file(state_dict, tmp, metadata=metadata))
     from ..pretrained import sha256_of
-    text = json.dumps(info | {"sha256": sha256_of(out)}, indent=1, default=str) + "\n"  # checked at load
+    save_json_and_plot(info | {"sha256": sha256_of(out)}, out)  # the sha256 is checked at load
+    print(f"wrote {out} ({out.stat().st_size / 2**20:.1f} MiB), {out.with_suffix('.json')}, {out.with_suffix('.png')}")
+
+
+def save_json_and_plot(info, out: Path):
+    """`out` with .json (`info`) and with .png (the loss plot), each written atomically."""
+    text = json.dumps(info, indent=1, default=str) + "\n"
     atomic_write(out.with_suffix(".json"), lambda tmp: Path(tmp).write_text(text))
     from ..viz.training import plot_history
     figure = plot_history(info["history"])
     atomic_write(out.with_suffix(".png"), lambda tmp: figure.savefig(tmp, dpi=100, format="png"))
     import matplotlib.pyplot as plt
     plt.close(figure)
-    print(f"wrote {out} ({out.stat().st_size / 2**20:.1f} MiB), {out.with_suffix('.json')}, {out.with_suffix('.png')}")
+
+
+def save_diverged(info, out: Path) -> str:
+    """After a NaN: the json (history, `diverged`, no test scores) and the loss plot, not the
+    weights that gave the NaN; says what was written (a `--save-every` checkpoint stays as it was)."""
+    save_json_and_plot(info, out)
+    return (f"wrote the history to {out.with_suffix('.json')} and {out.with_suffix('.png')}, no weights; "
+            f"a lower --lr or a --clip may help")
 
 
 def run(args):
