@@ -42,13 +42,14 @@ def make_inputs(folder: Path, size: tuple[int, int]) -> tuple[Path, Path]:
 
 
 def peak_rss(tree: str, args: list[str], cap_gb: float) -> tuple[int, float]:
-    """Run `python -m m2f_teach ARGS` with `tree` first on the path: (exit status, peak RSS in GB)."""
+    """Run `python -m m2f_teach ARGS` in `tree` (`-m` puts the working folder first on the path):
+    (exit status, peak RSS in GB)."""
     env = dict(os.environ, PYTHONPATH=tree)
     cap = int(cap_gb * 2**30)
 
     def limit():                                   # a run past the cap fails alone, not the machine
         resource.setrlimit(resource.RLIMIT_AS, (cap, cap))
-    child = subprocess.Popen([sys.executable, "-m", "m2f_teach", *args], env=env, preexec_fn=limit,
+    child = subprocess.Popen([sys.executable, "-m", "m2f_teach", *args], env=env, preexec_fn=limit, cwd=tree,
                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     err = child.stderr.read()
     _, status, usage = os.wait4(child.pid, 0)                  # this child's own peak, kB on Linux
@@ -63,6 +64,7 @@ def main():
     parser.add_argument("--tree", action="append", default=[], help="another checkout to measure too")
     parser.add_argument("--cap-gb", type=float, default=12.0,
                         help="address-space cap of each run (RLIMIT_AS; default 12): past it a run fails")
+    parser.add_argument("--only-trees", action="store_true", help="measure only the --tree checkouts")
     parser.add_argument("--cases", nargs="+", type=int, default=list(range(len(CASES))),
                         help="which rows of CASES to run (default: all)")
     parser.add_argument("--size", nargs=2, type=int, default=(3000, 4000), metavar=("H", "W"))
@@ -73,7 +75,7 @@ def main():
         print(f"image {args.size[0]}×{args.size[1]} ({args.size[0] * args.size[1] / 1e6:.0f} Mpixels), "
               f"100 queries, 80 classes")
         print("| tree | task | flags | peak RSS (GB) |\n|---|---|---|---|")
-        for tree in [*args.tree, here]:
+        for tree in [*args.tree] + ([] if args.only_trees else [here]):
             for task, flags in [CASES[i] for i in args.cases]:
                 status, gb = peak_rss(tree, ["predict", str(image), "--weights", str(weights), "--task", task,
                                              "--json", str(Path(folder) / "r.json"), *flags], args.cap_gb)
