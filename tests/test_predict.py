@@ -319,6 +319,7 @@ def test_cli_on_converted_hf_weights_uses_stored_names(cli, tmp_path, capsys):
     assert cli(args + ["--json", str(tmp_path / "r.json")]) == 0
     names = {i["name"] for i in json.loads((tmp_path / "r.json").read_text())[0]["instances"]}
     assert names and names <= {"cat", "grass", "sky"}
+    capsys.readouterr()                          # (transformers' note on the ResNet backbone)
     assert cli(args + ["--task", "panoptic"]) == 1
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "panoptic" in err and "stuff" in err and "--num-things" in err
