@@ -31,7 +31,7 @@ TERMS_ZH: dict[str, str] = {
     "tap": "探针 (tap)",
     "mask features": "掩码特征",
     "pixel decoder": "像素解码器",
-    "detected": "检出",
+    "detected": "检测到",
 }
 
 # Regular expressions, matched on lines that contain Chinese (a CJK character).
@@ -44,6 +44,7 @@ VARIANTS_ZH: dict[str, list[str]] = {
     "masked attention": [r"遮挡注意力", r"屏蔽注意力"],
     "mask features": [r"掩膜特征"],
     "pixel decoder": [r"像素编码器"],
+    "detected": [r"检出"],
 }
 
 
