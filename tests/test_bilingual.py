@@ -95,3 +95,14 @@ def test_every_variant_names_a_glossary_term():
     assert glossary_zh.zh("notebook") == "笔记本"
     with pytest.raises(KeyError, match="no Chinese term for 'nope'"):
         glossary_zh.zh("nope")
+
+
+PACKAGE_TEXT = sorted(p for pattern in ("m2f_teach/**/*.py", "m2f_teach/**/*.js", "m2f_teach/**/*.html", "README.md")
+                      for p in (Path(__file__).resolve().parents[1]).glob(pattern)
+                      if p.name != "glossary_zh.py")
+
+
+@pytest.mark.parametrize("path", PACKAGE_TEXT, ids=lambda p: p.name)
+def test_the_package_slides_and_site_spell_each_glossary_term_one_way(path):
+    found = variant_spellings(path.read_text(encoding="utf-8"))
+    assert not found, "\n".join(found)
