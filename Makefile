@@ -1,6 +1,6 @@
 # m2f-teach: set-up, the notebooks, the tests.
-#   make lab    students: set up (once) with the `lab` extra (JupyterLab) and open the notebooks
-#               (no browser here: the seed's table, and how to reach JupyterLab from elsewhere)
+#   make lab    students: set up (once) with the `lab` extra (JupyterLab, transformers, onnx) and
+#               open the notebooks (no browser here: how to reach JupyterLab from elsewhere)
 #   make lecture  train the lecture recipe (about 30 minutes on 2 CPU cores)
 #   make site   the explorer page: the shipped model in the browser, a static folder site/
 #               (needs npm once, to vendor onnxruntime-web; see the README to publish it)
@@ -58,7 +58,8 @@ site: setup-lab
 
 # the students' path, exactly as `make lab` sets it up (the same rule, another folder), then Run All
 test-lab:
-	$(MAKE) --no-print-directory VENV=$(LAB_VENV) setup-lab
+	@start=$$(date +%s); $(MAKE) --no-print-directory VENV=$(LAB_VENV) setup-lab && \
+	echo "lab set-up: $$(( $$(date +%s) - start )) s, $$(du -sm $(LAB_VENV) | cut -f1) MiB in $(LAB_VENV)/"
 	$(LAB_VENV)/bin/python tests/run_notebooks.py notebooks/*.ipynb
 
 test-fast: setup

@@ -87,7 +87,7 @@ def test_makefile_lab_installs_lab_and_test_installs_dev():
     # make test also walks the students' path: make lab's own rule into another folder, then every notebook
     assert "$(MAKE) --no-print-directory test-lab" in recipe("test")
     lab_run = recipe("test-lab")
-    assert "VENV=$(LAB_VENV) setup-lab" in lab_run and "tests/run_notebooks.py notebooks/*.ipynb" in lab_run
+    assert "VENV=$(LAB_VENV) setup-lab &&" in lab_run and "tests/run_notebooks.py notebooks/*.ipynb" in lab_run
     assert re.search(r"^setup-lab: \$\(LAB_STAMP\)$", makefile, re.M)
     assert re.search(r"^setup: \$\(DEV_STAMP\)$", makefile, re.M)
     assert '-e ".[lab]"' in recipe("$(LAB_STAMP)") and "[dev]" not in recipe("$(LAB_STAMP)")

@@ -21,7 +21,7 @@ from safetensors.torch import load_file, safe_open, save_file
 
 from ..model.config import M2FConfig
 from ..model import Mask2Former
-from .hf_backbone import HFBackbone
+from ..model.backbones import HFBackbone, build_backbone
 from .strict import ConversionError, load_strict
 
 FORMAT = "m2f-teach/1"
@@ -197,14 +197,14 @@ def load_checkpoint(path: str | os.PathLike, map_location: str = "cpu") -> Mask2
         if missing or unexpected or mismatched:
             from .strict import key_report
             raise ConversionError(key_report(missing, unexpected, mismatched, f"{path} (against its stored config)"))
-    model = Mask2Former(config)
-    if "m2f_teach.hf_backbone" in metadata:
-        model.backbone = hf_backbone_from_metadata(metadata["m2f_teach.hf_backbone"], path)
+    hf_backbone = metadata.get("m2f_teach.hf_backbone")
+    backbone = hf_backbone_from_metadata(hf_backbone, path, config) if hf_backbone is not None else None
+    model = Mask2Former(config, backbone=backbone)
     load_strict(model, read_safetensors(path, "checkpoint", device=map_location), str(path))
     return model.eval()
 
 
-def hf_backbone_from_metadata(text: str, path: Path) -> HFBackbone:
+def hf_backbone_from_metadata(text: str, path: Path, config: M2FConfig) -> HFBackbone:
     """The HF backbone a checkpoint's `m2f_teach.hf_backbone` metadata describes; errors name `path`
     and the model type (not the hundreds of types transformers knows)."""
     try:
@@ -221,7 +221,7 @@ def hf_backbone_from_metadata(text: str, path: Path) -> HFBackbone:
         raise ConversionError(f"{path}: its HF backbone has model_type {model_type!r}, which transformers "
                               f"{transformers.__version__} does not know (a newer transformers may)")
     try:
-        return HFBackbone.from_config_json(text)
+        return build_backbone(config, text)
     except (ValueError, TypeError, KeyError) as err:
         raise ConversionError(f"{path}: cannot rebuild its {model_type} backbone from the stored HF config "
                               f"({type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''})") from None

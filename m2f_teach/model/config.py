@@ -16,6 +16,16 @@ from dataclasses import dataclass, field
 RESNET50_STAGES = ((3, 64), (4, 128), (6, 256), (3, 512))
 
 
+def image_size_error(H: int, W: int) -> str | None:
+    """What is wrong with an image size `H×W` and the nearest size that works, or None when it
+    works: positive multiples of 32, the backbone's largest stride. The one form of that check
+    (the config's `image_size`, the model's images, the export's `--image-size`)."""
+    if H > 0 and W > 0 and H % 32 == 0 and W % 32 == 0:
+        return None
+    return (f"must be positive multiples of 32 (the backbone's largest stride), got {H}×{W}; "
+            f"try {max(32, round(H / 32) * 32)}×{max(32, round(W / 32) * 32)}")
+
+
 @dataclass
 class M2FConfig:
     # input
@@ -134,9 +144,7 @@ class M2FConfig:
 
         need(len(self.image_size) == 2, f"image_size must be (H, W), got {self.image_size!r}")
         H, W = self.image_size
-        need(H > 0 and W > 0 and H % 32 == 0 and W % 32 == 0,
-             f"image_size must be positive multiples of 32 (the backbone's stride), got {H}×{W}; "
-             f"try {max(32, round(H / 32) * 32)}×{max(32, round(W / 32) * 32)}")
+        need(image_size_error(H, W) is None, f"image_size {image_size_error(H, W)}")
         for name in ("frozen_backbone_norm", "reset_all_blocked", "masked_attention", "deformable_encoder"):
             need(isinstance(getattr(self, name), bool),
                  f"{name} must be True or False, got {getattr(self, name)!r}")

@@ -28,14 +28,14 @@ class Mask2FormerHead(nn.Module):
     (`self.pixel_decoder(feats)`), then this head's `forward(mask_features, multi_scale_memories)`:
     `cls_pred_list`: 1 + N_dec × `(B, Q, K)` and `mask_pred_list`: 1 + N_dec × `(B, Q, Hm, Wm)`."""
 
-    def __init__(self, config: M2FConfig):
+    def __init__(self, config: M2FConfig, in_channels: tuple[int, ...] | None = None):
         super().__init__()
         self.config = config
         C = config.feat_channels
         self.num_heads = config.num_heads
         self.num_levels = config.num_levels                    # L
         self.num_decoder_layers = config.num_decoder_layers
-        self.pixel_decoder = MSDeformAttnPixelDecoder(config)
+        self.pixel_decoder = MSDeformAttnPixelDecoder(config, in_channels)
         self.transformer_decoder = Mask2FormerTransformerDecoder(config)
         self.decoder_positional_encoding = SinePositionalEncoding(config.num_pos_feats, config.temperature)
         self.query_embed = nn.Embedding(config.num_queries, C)

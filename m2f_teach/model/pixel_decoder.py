@@ -48,18 +48,21 @@ class MSDeformAttnPixelDecoder(nn.Module):
     `mask_features (B, C_m, Hm, Wm)` and `multi_scale_memories`: L maps `(B, C, H_l, W_l)`.
 
     With `config.deformable_encoder=False` (an ablation) it is FPN only: `encoder`,
-    `positional_encoding` and `level_encoding` are None and the projected maps skip step 3.3."""
+    `positional_encoding` and `level_encoding` are None and the projected maps skip step 3.3.
 
-    def __init__(self, config: M2FConfig):
+    `in_channels`: the backbone's `channels`, C_i per map (default: the config's ResNet's)."""
+
+    def __init__(self, config: M2FConfig, in_channels: tuple[int, ...] | None = None):
         super().__init__()
         self.config = config
         C, G = config.feat_channels, config.num_groups
-        self.num_input_levels = len(config.backbone_channels)
+        in_channels = tuple(in_channels) if in_channels is not None else config.backbone_channels
+        self.num_input_levels = len(in_channels)
         self.num_levels = config.num_levels                    # L, the encoder's levels
         self.strides = config.strides
         # input_convs[i] projects level i, low resolution first: 2048 → C, 1024 → C, 512 → C
         self.input_convs = nn.ModuleList(
-            conv_gn(config.backbone_channels[self.num_input_levels - i - 1], C, 1, G, bias=True)
+            conv_gn(in_channels[self.num_input_levels - i - 1], C, 1, G, bias=True)
             for i in range(self.num_levels))
         if config.deformable_encoder:
             self.encoder = DeformableEncoder(config)
@@ -74,7 +77,7 @@ class MSDeformAttnPixelDecoder(nn.Module):
         self.lateral_convs = nn.ModuleList()
         self.output_convs = nn.ModuleList()
         for i in self.fpn_levels:
-            self.lateral_convs.append(conv_gn(config.backbone_channels[i], C, 1, G, bias=False))
+            self.lateral_convs.append(conv_gn(in_channels[i], C, 1, G, bias=False))
             self.output_convs.append(conv_gn(C, C, 3, G, bias=False, relu=True))
         self.mask_feature = nn.Conv2d(C, config.out_channels, 1)
         self.tap = Tap()

@@ -31,7 +31,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from ..export.onnx import OPSET, grid_sample_core
+from .. import kernels
+from ..export.onnx import OPSET
 from ..tracing import trace
 
 PD = "panoptic_head.pixel_decoder."
@@ -101,7 +102,7 @@ def export_teaching_onnx(model, path, image_size=None, simplify: bool = True) ->
     path = Path(path)
     raw = path.with_name(path.stem + ".traced.onnx") if simplify else path
     try:
-        with grid_sample_core(), torch.no_grad(), warnings.catch_warnings():
+        with kernels.readable(), torch.no_grad(), warnings.catch_warnings():
             warnings.simplefilter("ignore")    # tracer warnings: the check against PyTorch counts
             torch.onnx.export(wrapper, (images,), str(raw), dynamo=False, opset_version=OPSET,
                               input_names=["images"], output_names=wrapper.output_names)
