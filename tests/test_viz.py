@@ -384,3 +384,10 @@ def test_plot_maps_draws_one_panel_per_map_and_the_picture(viz_trace):
 def test_the_attention_mask_explorer_opens_on_the_query_asked_for(viz_trace):
     explorer = viz.attention_mask_explorer(viz_trace, query=3, layer=2)
     assert (explorer.controls["query"].value, explorer.controls["layer"].value) == (3, 2)
+
+
+def test_every_glossary_letter_printed_in_notebook_00_has_a_meaning():
+    from m2f_teach.model import M2FConfig
+    from m2f_teach.viz.glossary import glossary
+    blank = [letter for letter, meaning, _ in glossary(M2FConfig.seed()) if not meaning]
+    assert not blank, f"glossary letters without a meaning: {blank}"

@@ -40,17 +40,17 @@ def plot_feature_levels(trace, pattern: str = BACKBONE, batch: int = 0, figure=N
     k = 0
     if image is not None:
         axes[0].imshow(image)
-        axes[0].set_title(f"input\n{image.shape[0]}×{image.shape[1]}", fontsize=9)
+        axes[0].set_title(f"input\n{image.shape[0]}×{image.shape[1]}", fontsize=12)
         clean_axes(axes[0])
         k = 1
     for ax, name in zip(axes[k:], names):
         x = kept(trace, name)[batch]                                 # (C, h, w)
         im = ax.imshow(as_numpy(x.abs().mean(0)), cmap="magma", interpolation="nearest")
-        ax.set_title(_level_title(trace, name), fontsize=9)
+        ax.set_title(_level_title(trace, name), fontsize=12)
         clean_axes(ax)
         colourbar = figure.colorbar(im, ax=ax, fraction=0.046, pad=0.03)
-        colourbar.ax.tick_params(labelsize=7)
-    axes[k].set_xlabel("mean |activation| over channels", fontsize=8)
+        colourbar.ax.tick_params(labelsize=9)
+    axes[k].set_xlabel("mean |activation| over channels", fontsize=11)
     figure.tight_layout()
     return figure
 

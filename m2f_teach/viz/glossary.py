@@ -7,7 +7,8 @@ from __future__ import annotations
 
 MEANINGS = {
     "B": "batch", "H": "image height", "W": "image width", "C": "hidden channels",
-    "S": "tokens over all encoder levels, Σ H_l·W_l", "nH": "attention heads", "L": "encoder levels",
+    "S": "tokens over all encoder levels, Σ H_l·W_l",
+    "S_q": "query tokens of deformable attention (= S in the encoder)", "nH": "attention heads", "L": "encoder levels",
     "P": "sampling points per head and level", "D": "head dim, C / nH", "Q": "queries",
     "K": "classes + 1 (no-object)", "Hm": "mask-feature height, H/4", "Wm": "mask-feature width, W/4",
     "F_e": "encoder FFN channels", "F_d": "decoder FFN channels", "C_m": "mask-feature channels",

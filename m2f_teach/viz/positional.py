@@ -18,7 +18,7 @@ def plot_positional_channels(trace, level: int = 0, channels=None, batch: int = 
     pos = kept(trace, NAME.format(level))[batch]                    # (C, H_l, W_l)
     C = pos.shape[0]
     if channels is None:
-        channels = [0, 1, 20, C // 2, C // 2 + 1, C // 2 + 20]
+        channels = [0, 1, 4, C // 2, C // 2 + 1, C // 2 + 4]   # low channels: visible periods
     figure = figure if figure is not None else new_figure((1.9 * len(channels), 2.3))
     axes = figure.subplots(1, len(channels))
     for ax, c in zip(axes, channels):
@@ -54,7 +54,7 @@ def build_positional_channel(trace, batch: int = 0):
         line_x, = ax_line.plot([], [], label="along x (row 0)", linestyle="--")
         ax_line.set_ylim(-1.1, 1.1)
         ax_line.set_xlim(0, 1)
-        ax_line.set_xlabel("pixel centre / size, (i + 0.5) / n")
+        ax_line.set_xlabel("normalised position (i + 1) / n  (the encoding uses it × 2π)")
         ax_line.set_ylabel("pos_embed value")
         ax_line.legend(fontsize=7, loc="lower left")
 
@@ -65,8 +65,8 @@ def build_positional_channel(trace, batch: int = 0):
             im.set_data(as_numpy(pos[channel]))
             axis = "y" if channel < C // 2 else "x"
             title.set_text(f"pos_embed[{level}] ch {channel}: encodes {axis} ({h}×{w})")
-            line_y.set_data((np.arange(h) + 0.5) / h, as_numpy(pos[channel, :, 0]))
-            line_x.set_data((np.arange(w) + 0.5) / w, as_numpy(pos[channel, 0, :]))
+            line_y.set_data((np.arange(h) + 1) / h, as_numpy(pos[channel, :, 0]))
+            line_x.set_data((np.arange(w) + 1) / w, as_numpy(pos[channel, 0, :]))
         update.artists = [im, title, line_y, line_x]
         return update
     return build

@@ -123,20 +123,25 @@ def plot_deep_supervision(trace, query: int = 0, batch: int = 0, figure=None):
     """The same query's mask probability in each of the predictions, with its top class."""
     n = num_predictions(trace)
     names = class_names_for(trace) + ["no-object"]
-    figure = figure if figure is not None else new_figure((1.7 * n + 0.8, 2.3))
-    axes = figure.subplots(1, n)
-    for i, ax in enumerate(np.atleast_1d(axes)):
+    rows = 2 if n > 5 else 1                                          # ten predictions: two rows of five
+    cols = -(-n // rows)
+    figure = figure if figure is not None else new_figure((2.0 * cols + 0.9, 2.4 * rows + 0.4))
+    axes = np.atleast_1d(figure.subplots(rows, cols)).ravel()
+    for ax in axes[n:]:
+        ax.set_visible(False)
+    axes = axes[:n]
+    for i, ax in enumerate(axes):
         prob = kept(trace, f"{HEAD}mask_pred.{i}")[batch, query].sigmoid()      # (Hm, Wm)
         cls = kept(trace, f"{HEAD}cls_pred.{i}")[batch, query].softmax(-1)      # (K,)
         shown = ax.imshow(as_numpy(prob), cmap="viridis", vmin=0, vmax=1, interpolation="nearest")
         k = int(cls.argmax())
-        ax.set_title(f"pred {i}\n{names[k]} {float(cls[k]):.2f}", fontsize=7)
+        ax.set_title(f"pred {i}\n{names[k]} {float(cls[k]):.2f}", fontsize=11)
         ax.set_xticks([])
         ax.set_yticks([])
     figure.suptitle(f"query {query}: sigmoid(mask_pred.i) and its top class, i = 0 (before layer 0) "
-                    f"… {n - 1} (after the last layer)", fontsize=8)
+                    f"… {n - 1} (after the last layer)", fontsize=11)
     figure.tight_layout(rect=(0, 0, 1 - 0.7 / figure.get_figwidth(), 1))
-    colour_bar(figure, shown, list(np.atleast_1d(axes)), "sigmoid", sigmoid=True)
+    colour_bar(figure, shown, list(axes), "sigmoid", sigmoid=True)
     return figure
 
 

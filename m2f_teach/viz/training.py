@@ -121,10 +121,14 @@ def plot_ablations(results):
         style = "-" if name.startswith("faithful") else "--"
         steps, loss = run["history"]["step"], run["history"]["loss"]
         smooth = [sum(loss[max(0, k - 4):k + 1]) / len(loss[max(0, k - 4):k + 1]) for k in range(len(loss))]
-        left.plot(steps, smooth, style, color=f"C{i}", linewidth=1.0, label=ABLATION_LABELS.get(name, name))
+        label = ABLATION_LABELS.get(name, name)
+        if name == "full_mask_loss":                              # another loss: not comparable in height
+            label += " (a different loss:\nBCE + dice on every pixel)"
+        left.plot(steps, smooth, style, color=f"C{i}", linewidth=1.0, label=label)
     left.set_yscale("log")
     left.set_xlabel("step")
-    left.set_title("training loss (10 predictions, mean of 5 logs)")
+    left.set_title("training loss (10 predictions, mean of 5 logs)\npoint-sampled losses except the full-mask run",
+                   fontsize=10)
     left.legend(fontsize=7)
     names = [n for n in runs if "test" in runs[n]]
     y = range(len(names))

@@ -94,7 +94,7 @@ export const STRINGS = {
     col_step: "步骤", col_name: "名称", col_symbolic: "符号形状", col_shape: "形状", col_note: "说明", col_live: "本页",
     diagram_alt: "128×128 下带形状的结构图",
     lang_button: "English",
-    footer: "m2f-teach · 与 notebooks 相同的模型代码，连同追踪 tap 一起导出为 ONNX。",
+    footer: "m2f-teach · 与笔记本相同的模型代码，连同追踪用的探针 (tap) 一起导出为 ONNX。",
   },
 };
 
