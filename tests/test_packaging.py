@@ -136,3 +136,10 @@ def test_project_speaks_of_itself_only():
             if words.search(line):
                 found.append(f"{name}:{number}")
     assert not found, f"words about how the hardware was obtained: {found[:10]}"
+
+
+def test_ci_script_parses():
+    """`.ci/run` is read by bash before anything runs: a quoting slip fails the whole CI at once."""
+    import subprocess
+    result = subprocess.run(["bash", "-n", str(ROOT / ".ci" / "run")], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
