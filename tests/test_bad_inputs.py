@@ -580,7 +580,7 @@ def test_a_flipped_byte_in_the_shipped_weights_is_caught(tmp_path, monkeypatch):
 
 # ---- training: checked first, saved on the way, resumable -------------------------------------------
 def train_args(tmp_path, name, **changes):
-    from m2f_teach.training.train import add_arguments
+    from m2f_teach.training.options import add_arguments
     args = add_arguments(argparse.ArgumentParser()).parse_args([])
     values = dict(steps=4, batch_size=2, val_every=1000, val_images=1, test_images=1, log_every=1, warmup=1,
                   device="cpu", workers=0, no_progress=True, out=str(tmp_path / f"{name}.safetensors"))

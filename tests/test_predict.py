@@ -312,7 +312,7 @@ def test_cli_on_converted_hf_weights_uses_stored_names(cli, tmp_path, capsys):
     assert cli(args + ["--json", str(tmp_path / "r.json")]) == 0
     names = {i["name"] for i in json.loads((tmp_path / "r.json").read_text())[0]["instances"]}
     assert names and names <= {"cat", "grass", "sky"}
-    assert cli(args + ["--task", "panoptic"]) == 1
+    assert cli(args + ["--task", "panoptic"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "panoptic" in err and "stuff" in err and "--num-things" in err
     assert cli(args + ["--task", "panoptic", "--num-things", "1"]) == 0
@@ -332,7 +332,7 @@ def test_bad_input_is_one_line_naming_it(cli, tmp_path, capsys, case, expected):
     Image.fromarray(image[:20, :40]).save(paths["tiny"])
     Image.fromarray(image).save(paths["task"])
     args = ["predict", str(paths[case])] + (["--task", "depth"] if case == "task" else [])
-    assert cli(args) == 1
+    assert cli(args) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: ") and err.count("\n") == 1 and expected in err, err
     if case != "task":

@@ -10,8 +10,8 @@ import torch
 from m2f_teach import M2FConfig
 from m2f_teach.convert.checkpoint import load_checkpoint
 from m2f_teach.training import ablate
-from m2f_teach.training.train import (BASE, RECIPES, add_arguments, lr_factor, resolve_recipe, train,
-                                      training_config)
+from m2f_teach.training.options import BASE, RECIPES, add_arguments, resolve_recipe, training_config
+from m2f_teach.training.train import lr_factor, train
 
 
 def parse(*flags):
@@ -154,7 +154,7 @@ def test_diagram_refuses_the_fpn_only_ablation_in_one_line(tmp_path, capsys, cli
 
 def test_saved_files_follow_the_umask(tmp_path):
     import os
-    from m2f_teach.training.train import atomic_write
+    from m2f_teach.files import atomic_write
     old = os.umask(0o022)
     try:
         atomic_write(tmp_path / "a.json", lambda tmp: open(tmp, "w").write("{}"))

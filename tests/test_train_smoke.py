@@ -5,7 +5,9 @@ import argparse
 import torch
 from safetensors.torch import load_file
 
-from m2f_teach.training.train import add_arguments, add_parser, train
+from m2f_teach.training.cli import add_parser
+from m2f_teach.training.options import add_arguments
+from m2f_teach.training.train import train
 
 
 def args_for(tmp_path, name, **changes):

@@ -15,6 +15,9 @@ from pathlib import Path
 
 import torch
 
+from ..cli_args import check_output_path
+from ..files import atomic_write
+
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
     """Add the `export` subcommand to an `argparse` subparsers object."""
@@ -42,35 +45,31 @@ def load_weights(weights):
 
 
 def run(args) -> int:
-    """Carry out `export` for parsed `args`; returns the exit status."""
-    from ..convert.strict import ConversionError
+    """Carry out `export` for parsed `args`: exit status 0, or 1 when the written file differs from
+    the model (errors raise: `__main__` turns them into one line)."""
     from . import check_onnx, check_program, export_onnx, export_program
     from .program import example_images
-    try:
-        if args.format not in ("onnx", "pt2"):
-            raise ValueError(f"--format {args.format}: expected onnx or pt2")
-        if Path(args.output).suffix != f".{args.format}":
-            raise ValueError(f"-o {args.output}: expected a .{args.format} file name")
-        model = load_weights(args.weights)
-        check_images = example_images(model, args.image_size, batch_size=3)
-        start = time.perf_counter()
-        if args.format == "onnx":
-            export_onnx(model, args.output, args.image_size, dynamo=args.dynamo)
-        else:
-            torch.export.save(export_program(model, args.image_size), args.output)
-        seconds = time.perf_counter() - start
-        H, W = check_images.shape[-2:]
-        print(f"wrote {args.output}: {Path(args.output).stat().st_size / 2**20:.1f} MiB in {seconds:.0f} s, "
-              f"images (B, 3, {H}, {W}), B dynamic")
-        if not args.no_check:
-            check = check_onnx if args.format == "onnx" else check_program
-            diff = check(args.output, model, check_images)
-            where = "onnxruntime" if args.format == "onnx" else "torch.export.load"
-            print(f"check: {where} vs PyTorch on a batch of 3: max abs difference {diff:.1e}")
-            if diff > 1e-4:
-                print(f"error: the exported file differs from the model by {diff:.1e} (> 1e-4)", file=sys.stderr)
-                return 1
-    except (ValueError, TypeError, FileNotFoundError, ConversionError, ImportError, OSError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 1
+    if args.format not in ("onnx", "pt2"):
+        raise ValueError(f"--format {args.format}: expected onnx or pt2")
+    check_output_path(args.output, "-o", suffixes=(args.format,))
+    model = load_weights(args.weights)
+    check_images = example_images(model, args.image_size, batch_size=3)
+    start = time.perf_counter()
+    if args.format == "onnx":
+        atomic_write(args.output, lambda tmp: export_onnx(model, tmp, args.image_size, dynamo=args.dynamo))
+    else:
+        program = export_program(model, args.image_size)
+        atomic_write(args.output, lambda tmp: torch.export.save(program, tmp))
+    seconds = time.perf_counter() - start
+    H, W = check_images.shape[-2:]
+    print(f"wrote {args.output}: {Path(args.output).stat().st_size / 2**20:.1f} MiB in {seconds:.0f} s, "
+          f"images (B, 3, {H}, {W}), B dynamic")
+    if not args.no_check:
+        check = check_onnx if args.format == "onnx" else check_program
+        diff = check(args.output, model, check_images)
+        where = "onnxruntime" if args.format == "onnx" else "torch.export.load"
+        print(f"check: {where} vs PyTorch on a batch of 3: max abs difference {diff:.1e}")
+        if diff > 1e-4:
+            print(f"check failed: the exported file differs from the model by {diff:.1e} (> 1e-4)", file=sys.stderr)
+            return 1
     return 0

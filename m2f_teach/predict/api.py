@@ -23,9 +23,8 @@ from __future__ import annotations
 import torch
 
 from . import postprocess
-from .preprocess import COCO_TEST_SCALE, ImageMeta, batches, preprocess
-
-TASKS = ("instance", "semantic", "panoptic")
+from .preprocess import COCO_TEST_SCALE, batches, preprocess
+from .tasks import TASKS, get_task
 
 
 class Predictor:
@@ -74,33 +73,19 @@ class Predictor:
     def __call__(self, images, task: str = "instance", score_threshold: float = 0.5,
                  object_mask_threshold: float = 0.8, overlap_threshold: float = 0.8,
                  names=None, to_rgb: bool = False) -> list[dict]:
-        if task not in TASKS:
-            raise ValueError(f"unknown task {task!r}; expected one of {', '.join(TASKS)}")
-        if task == "panoptic" and self.num_things is None:
-            raise ValueError(f"task 'panoptic' needs to know which classes are stuff, and {self.source} "
+        spec = get_task(task)              # what differs between tasks: `tasks.TASKS`
+        if spec.needs_num_things and self.num_things is None:
+            raise ValueError(f"task {task!r} needs to know which classes are stuff, and {self.source} "
                              f"does not say; give num_things (classes 0..N−1 are things, the rest "
                              f"stuff; --num-things N on the command line)")
+        options = dict(score_threshold=score_threshold, object_mask_threshold=object_mask_threshold,
+                       overlap_threshold=overlap_threshold)
         results = []
         for cls_pred, mask_pred, meta in self.run_model(images, names, to_rgb):
             mask_pred = postprocess.resize_mask_pred(mask_pred, meta.pad_shape, meta.img_shape,
                                                      meta.ori_shape)                # (Q, h, w)
             result = {"name": meta.name, "task": task, "size": meta.ori_shape}
-            if task == "instance":
-                found = postprocess.instance_postprocess(cls_pred, mask_pred, num_things=self.num_things)
-                result["instances"] = [
-                    {"label": int(label), "name": self.class_names[label], "score": float(score), "mask": mask}
-                    for label, score, mask in zip(found["labels"], found["scores"], found["masks"])
-                    if score >= score_threshold and mask.any()]
-            elif task == "semantic":
-                segmentation = postprocess.semantic_postprocess(cls_pred, mask_pred)["segmentation"]
-                result["segmentation"] = segmentation
-                result["classes"] = [{"label": int(c), "name": self.class_names[int(c)]}
-                                     for c in segmentation.unique()]
-            else:
-                found = postprocess.panoptic_postprocess(cls_pred, mask_pred, object_mask_threshold,
-                                                         overlap_threshold, self.num_things)
-                result["segmentation"] = found["segmentation"]
-                result["segments"] = [dict(s, name=self.class_names[s["label"]]) for s in found["segments"]]
+            result.update(spec.results(cls_pred, mask_pred, self.class_names, self.num_things, options))
             results.append(result)
         return results
 
@@ -112,23 +97,5 @@ def predict(images, task: str = "instance", weights=None, **options) -> list[dic
 
 def to_json(results: list[dict]) -> list[dict]:
     """Results with every mask as COCO RLE (`m2f_teach.predict.rle`, readable by pycocotools)."""
-    from .rle import encode
-    out = []
-    for r in results:
-        item = {"image": r["name"], "task": r["task"], "height": r["size"][0], "width": r["size"][1]}
-        if r["task"] == "instance":
-            item["instances"] = [{"label": i["label"], "name": i["name"], "score": round(i["score"], 6),
-                                  "mask": encode(i["mask"].numpy())} for i in r["instances"]]
-        elif r["task"] == "semantic":
-            seg = r["segmentation"].numpy()
-            item["classes"] = [dict(c, mask=encode(seg == c["label"])) for c in r["classes"]]
-        else:
-            seg = r["segmentation"].numpy()
-            first = {}                        # a merged stuff segment is listed once
-            for s in r["segments"]:
-                first.setdefault(s["id"], s)
-            item["segments"] = [{"id": s["id"], "label": s["label"], "name": s["name"],
-                                 "score": round(s["score"], 6), "is_thing": s["is_thing"],
-                                 "mask": encode(seg == s["id"])} for s in first.values()]
-        out.append(item)
-    return out
+    return [{"image": r["name"], "task": r["task"], "height": r["size"][0], "width": r["size"][1],
+             **TASKS[r["task"]].to_json(r)} for r in results]

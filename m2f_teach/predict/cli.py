@@ -11,8 +11,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
+
+from ..cli_args import check_output_path
+from ..files import atomic_write
+from .tasks import TASKS
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
@@ -22,7 +25,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("images", nargs="+", metavar="IMAGE", help="image files (RGB; any size ≥ 32 pixels)")
     parser.add_argument("--weights", help="a .safetensors file from `convert` (default: the shipped checkpoint)")
-    parser.add_argument("--task", default="instance", help="instance (default), semantic or panoptic")
+    parser.add_argument("--task", default="instance", metavar="TASK",
+                        help=f"{', '.join(TASKS)} (default instance; the tasks: predict/tasks.py)")
     parser.add_argument("--score-threshold", type=float, default=0.5,
                         help="instance: keep results scoring at least this (default 0.5)")
     parser.add_argument("--object-mask-threshold", type=float, default=0.8,
@@ -50,39 +54,39 @@ def overlay_paths(path: str, n: int) -> list[Path]:
 
 
 def run(args) -> int:
-    """Carry out `predict` for parsed `args`; returns the exit status."""
-    from ..convert.strict import ConversionError
+    """Carry out `predict` for parsed `args`; returns the exit status (errors raise: `__main__`
+    turns them into one line)."""
     from .api import Predictor, to_json
     from .overlay import draw
     from .preprocess import load_image
-    try:
-        if args.overlay and Path(args.overlay).suffix.lower() not in (".png", ".jpg", ".jpeg"):
-            raise ValueError(f"--overlay {args.overlay}: expected a .png or .jpg file name")
-        predictor = Predictor.from_weights(args.weights)
-        if args.num_things is not None:
-            if not 0 <= args.num_things <= len(predictor.class_names):
-                raise ValueError(f"--num-things {args.num_things}: expected 0..{len(predictor.class_names)}")
-            predictor.num_things = args.num_things
-        if args.no_resize:
-            predictor.scale = None
-        elif args.resize:
-            predictor.scale = tuple(args.resize)
-        images = [load_image(path, args.to_rgb) for path in args.images]   # reads and checks each file
-        results = predictor(images, task=args.task, score_threshold=args.score_threshold,
-                            object_mask_threshold=args.object_mask_threshold, names=list(args.images))
-    except (ValueError, TypeError, FileNotFoundError, ConversionError, OSError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 1
-    for r in results:
-        found = {"instance": "instances", "semantic": "classes", "panoptic": "segments"}[r["task"]]
-        described = ", ".join(f"{x['name']}" + (f" {x['score']:.2f}" if "score" in x else "") for x in r[found])
-        print(f"{r['name']}: {len(r[found])} {found}" + (f": {described}" if described else ""))
+    if args.overlay:                       # before the model runs: a typo fails at once
+        check_output_path(args.overlay, "--overlay", suffixes=("png", "jpg", "jpeg"))
     if args.json:
-        Path(args.json).write_text(json.dumps(to_json(results), indent=1) + "\n")
+        check_output_path(args.json, "--json")
+    predictor = Predictor.from_weights(args.weights)
+    if args.num_things is not None:
+        if not 0 <= args.num_things <= len(predictor.class_names):
+            raise ValueError(f"--num-things {args.num_things}: expected 0..{len(predictor.class_names)}")
+        predictor.num_things = args.num_things
+    if args.no_resize:
+        predictor.scale = None
+    elif args.resize:
+        predictor.scale = tuple(args.resize)
+    images = [load_image(path, args.to_rgb) for path in args.images]   # reads and checks each file
+    results = predictor(images, task=args.task, score_threshold=args.score_threshold,
+                        object_mask_threshold=args.object_mask_threshold, names=list(args.images))
+    for r in results:
+        listed = TASKS[r["task"]].listed
+        described = ", ".join(f"{x['name']}" + (f" {x['score']:.2f}" if "score" in x else "") for x in r[listed])
+        print(f"{r['name']}: {len(r[listed])} {listed}" + (f": {described}" if described else ""))
+    if args.json:
+        text = json.dumps(to_json(results), indent=1) + "\n"
+        atomic_write(args.json, lambda tmp: tmp.write_text(text))
         print(f"wrote {args.json}")
     if args.overlay:
         from PIL import Image
         for image, result, path in zip(images, results, overlay_paths(args.overlay, len(images))):
-            Image.fromarray(draw(image, result)).save(path)
+            picture = Image.fromarray(draw(image, result))
+            atomic_write(path, lambda tmp: picture.save(tmp))
             print(f"wrote {path}")
     return 0

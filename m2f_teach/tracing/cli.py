@@ -13,61 +13,13 @@ All three run on the `meta` device (shapes, no weights) and take the configurati
 """
 from __future__ import annotations
 
-import os
 import sys
-import tempfile
-from pathlib import Path
+
+from ..cli_args import add_config_arguments, check_output_path, config_from_args, write_output
+from ..files import atomic_write
 
 FORMATS = ("md", "html", "csv", "json", "latex")
 DIAGRAM_FORMATS = ("svg", "pdf", "png")
-
-
-def _config_options(parser):
-    from ..__main__ import _add_config_arguments
-    _add_config_arguments(parser)
-
-
-def _config(args):
-    from ..__main__ import config_from_args
-    return config_from_args(args)
-
-
-def check_output(path: str, suffixes=None) -> Path:
-    """The path to write, or a `ValueError` naming it: a folder, a missing folder, a bad suffix."""
-    target = Path(path)
-    if target.is_dir() or path.endswith(("/", os.sep)):
-        raise ValueError(f"--output {path}: is a folder; expected a file name inside it "
-                         f"(e.g. {target / ('table.md' if suffixes is None else 'architecture.svg')})")
-    folder = target.parent
-    if not folder.is_dir():
-        raise ValueError(f"--output {path}: the folder {folder} does not exist; create it first")
-    if suffixes is not None and target.suffix.lower().lstrip(".") not in suffixes:
-        raise ValueError(f"--output {path}: expected a file ending in "
-                         + ", ".join("." + s for s in suffixes))
-    return target
-
-
-def write_output(text: str, output: str | None):
-    """Standard output, or the whole file at once (a temporary file renamed into place)."""
-    if not output:
-        sys.stdout.write(text)
-        return
-    target = check_output(output)
-    _replace_atomically(target, lambda tmp: tmp.write_text(text, encoding="utf-8"))
-    print(f"wrote {output}", file=sys.stderr)
-
-
-def _replace_atomically(target: Path, write):
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=target.suffix, dir=target.parent)
-    os.close(fd)
-    try:
-        write(Path(tmp))
-        os.replace(tmp, target)
-    except OSError as e:
-        raise ValueError(f"--output {target}: cannot write ({e.strerror or e})") from e
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
 
 
 def _columns(text: str) -> list[str]:
@@ -78,9 +30,9 @@ def _columns(text: str) -> list[str]:
 def run_table(args):
     fmt = args.format or ("latex" if args.slides else "md")
     if args.output:
-        check_output(args.output)              # before the trace: a typo fails at once
+        check_output_path(args.output)              # before the trace: a typo fails at once
     from .shape_only import trace_shapes
-    config = _config(args)
+    config = config_from_args(args)
     collapse = args.collapse if args.collapse is not None else fmt not in ("csv", "json")
     table = trace_shapes(config, record_modules=args.modules).table(collapse=collapse,
                                                                     include_modules=args.modules)
@@ -97,7 +49,7 @@ def add_table_parser(sub):
                            description="The annotated shape table: each traced tensor's seed step, "
                                        "name, symbolic and concrete shape, how the numbers arise "
                                        "and a note.")
-    _config_options(table)
+    add_config_arguments(table)
     table.add_argument("--format", choices=FORMATS, default=None, help="md (default), html, csv, json "
                        "or latex (the default with --slides)")
     table.add_argument("--output", "-o", help="write to this file instead of standard output")
@@ -129,14 +81,14 @@ def add_table_parser(sub):
 # ---- summary ----------------------------------------------------------------------------------------
 def run_summary(args):
     if args.output:
-        check_output(args.output)
+        check_output_path(args.output)
     from .summary import model_summary
-    write_output(model_summary(_config(args), depth=args.depth), args.output)
+    write_output(model_summary(config_from_args(args), depth=args.depth), args.output)
 
 
 def add_summary_parser(sub):
     summary = sub.add_parser("summary", help="torchinfo summary of the model at a configuration")
-    _config_options(summary)
+    add_config_arguments(summary)
     summary.add_argument("--depth", type=int, default=3, help="module nesting depth to show")
     summary.add_argument("--output", "-o", help="write to this file instead of standard output")
     summary.set_defaults(func=run_summary)
@@ -144,22 +96,22 @@ def add_summary_parser(sub):
 
 # ---- diagram ----------------------------------------------------------------------------------------
 def run_diagram(args):
-    target = check_output(args.output, DIAGRAM_FORMATS)
+    target = check_output_path(args.output, suffixes=DIAGRAM_FORMATS)
     from ..viz.diagram import save_diagram
     from .shape_only import trace_shapes
-    config = _config(args)
+    config = config_from_args(args)
     if not config.deformable_encoder:
         raise ValueError("--deformable-encoder false: the diagram draws the deformable encoder, which this "
                          "ablation removes; `python -m m2f_teach table --deformable-encoder false` shows its shapes")
     figure_trace = trace_shapes(config)
-    _replace_atomically(target, lambda tmp: save_diagram(figure_trace, tmp, dpi=args.dpi))
+    atomic_write(target, lambda tmp: save_diagram(figure_trace, tmp, dpi=args.dpi))
     print(f"wrote {args.output}", file=sys.stderr)
 
 
 def add_diagram_parser(sub):
     diagram = sub.add_parser("diagram", help="the architecture on one page with live shapes "
                                              "(svg, pdf or png)")
-    _config_options(diagram)
+    add_config_arguments(diagram)
     diagram.add_argument("--output", "-o", required=True, metavar="FILE",
                          help="arch.svg, arch.pdf or arch.png (the suffix picks the format)")
     diagram.add_argument("--dpi", type=int, default=200, help="resolution of a png (default 200)")
