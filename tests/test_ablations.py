@@ -238,7 +238,7 @@ def test_full_mask_loss_equals_a_hand_computation():
 
 
 def test_default_loss_is_the_point_loss_and_full_mask_keeps_the_matching(small_model, small_images):
-    from m2f_teach.training.point_sample import get_uncertain_point_coords_with_randomness, point_sample
+    from m2f_teach.training.point_sampling import get_uncertain_point_coords_with_randomness, point_sample
     with torch.no_grad():
         cls_list, mask_list = small_model(small_images)
     masks = torch.zeros(2, 1, 128, 128, dtype=torch.bool)

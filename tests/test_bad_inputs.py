@@ -177,7 +177,7 @@ CLI_CASES = [
     (["train", "--device", "tpu", "--out", "{d}/o.safetensors"], ["--device tpu"]),
     (["train", "--out", "/proc/m2f-teach-x/y.safetensors"], ["--out /proc/m2f-teach-x/y.safetensors"]),
     (["train", "--out", "{d}/a_file/y.safetensors"], ["--out {d}/a_file/y.safetensors"]),
-    (["train", "--out", "{d}"], ["--out {d}", "directory"]),
+    (["train", "--out", "{d}"], ["--out {d}", "is a folder"]),
     (["train", "--out", "{d}/weights.pth"], ["--out {d}/weights.pth", ".safetensors"]),
     (["train", "--init", "{d}/nowhere.safetensors"], ["--init {d}/nowhere.safetensors"]),
     (["train", "--init", "{d}/truncated.safetensors", "--out", "{d}/o.safetensors"],
@@ -278,7 +278,7 @@ def test_cli_errors_are_one_line(files, capsys):
     err = cli_error(capsys, ["train", "--threads", "-1"], status=2)
     assert err == "error: --threads -1: expected an integer ≥ 0\n"
     err = cli_error(capsys, ["convert", "--from", "mmdet", f"{files}/empty.pth", "-o", f"{files}/o.safetensors"],
-                    status=1)
+                    status=2)                         # a failed conversion: the same status as any bad input
     assert err.count("\n") == 1
 
 
@@ -334,7 +334,7 @@ def tiny():
     return Mask2Former(M2FConfig.small(batch_size=1, num_encoder_layers=1, num_decoder_layers=1)).eval()
 
 
-def test_nan_pixels_warn(tiny):
+def test_nan_or_inf_pixels_give_a_warning(tiny):
     images = torch.zeros(1, 3, 64, 64)
     images[0, 1, 5, 7] = float("nan")
     images[0, 0, 0, 0] = float("inf")

@@ -66,7 +66,7 @@ def hf_small():
 
 
 @pytest.mark.parametrize("batch,size", [(1, (96, 160)), (2, (128, 64))])
-def test_resnet_stages_match(hf_small, batch, size):
+def test_converted_hf_model_matches_hf_stage_by_stage(hf_small, batch, size):
     model = from_hf(hf_small, image_size=size)
     assert not model.training
     images = torch.randn(batch, 3, *size, generator=torch.Generator().manual_seed(batch))
@@ -163,7 +163,7 @@ def test_unsupported_hf_config_is_explained():
         from_hf(state_dict={}, config=cfg)
 
 
-def test_no_pickle_objects(tmp_path):
+def test_a_checkpoint_holding_pickled_objects_is_refused(tmp_path):
     path = tmp_path / "weird.pth"
     torch.save({"state_dict": {"a": torch.zeros(1)}, "meta": {"args": argparse.Namespace(lr=0.1)}}, path)
     with pytest.raises(ConversionError, match="weights_only"):

@@ -45,7 +45,7 @@ def test_model_flags_build_the_ablations():
         training_config(parse("--image-size", "100", "96"))
 
 
-def test_cosine_schedule():
+def test_cosine_schedule_warms_up_then_falls_to_zero():
     steps, warmup = 100, 10
     assert lr_factor(0, steps, warmup, "cosine") == pytest.approx(0.1)
     assert lr_factor(warmup, steps, warmup, "cosine") == pytest.approx(1.0)

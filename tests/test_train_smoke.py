@@ -20,7 +20,7 @@ def args_for(tmp_path, name, **changes):
     return args
 
 
-def test_loss_falls(tmp_path):
+def test_loss_falls_in_30_steps(tmp_path):
     torch.set_num_threads(2)
     info = train(args_for(tmp_path, "smoke"))
     losses = info["history"]["loss"]

@@ -27,7 +27,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..data.shapes import IMAGE_MEAN, IMAGE_STD
+from ..data.shapes import normalise_pixels
 
 SIZE_DIVISOR = 32          # the backbone's largest stride
 MIN_SIDE = 32              # smaller images have no stride-32 pixel of their own
@@ -100,13 +100,6 @@ def rescale_size(size: tuple[int, int], scale: tuple[int, int]) -> tuple[int, in
     return int(h * factor + 0.5), int(w * factor + 0.5)
 
 
-def normalise(image: torch.Tensor) -> torch.Tensor:
-    """`(3, H, W)` on 0..255 → `(3, H, W)`, mmdet's `(x − mean) / std`."""
-    mean = torch.tensor(IMAGE_MEAN).view(3, 1, 1)
-    std = torch.tensor(IMAGE_STD).view(3, 1, 1)
-    return (image - mean) / std
-
-
 def preprocess_one(image, name: str = "image", scale: tuple[int, int] | None = COCO_TEST_SCALE,
                    to_rgb: bool = False) -> tuple[torch.Tensor, ImageMeta]:
     """One image → `(3, H_pad, W_pad)` normalised and padded, and its `ImageMeta`."""
@@ -122,7 +115,7 @@ def preprocess_one(image, name: str = "image", scale: tuple[int, int] | None = C
                          f"choose a larger scale than {scale}")
     h, w = img_shape
     H, W = -(-h // SIZE_DIVISOR) * SIZE_DIVISOR, -(-w // SIZE_DIVISOR) * SIZE_DIVISOR
-    image = F.pad(normalise(image), (0, W - w, 0, H - h), value=0.0)         # (3, H_pad, W_pad)
+    image = F.pad(normalise_pixels(image), (0, W - w, 0, H - h), value=0.0)         # (3, H_pad, W_pad)
     return image, ImageMeta(name, ori_shape, img_shape, (H, W))
 
 

@@ -34,7 +34,7 @@ from torch import nn
 
 from ..model.tap import Tap
 from .matcher import HungarianMatcher
-from .point_sample import get_uncertain_point_coords_with_randomness, point_sample
+from .point_sampling import get_uncertain_point_coords_with_randomness, point_sample
 
 
 def num_points_for(image_size) -> int:

@@ -29,7 +29,7 @@ from scipy.optimize import linear_sum_assignment
 from torch import nn
 
 from ..model.tap import Tap
-from .point_sample import point_sample
+from .point_sampling import point_sample
 
 
 def classification_cost(cls_pred: torch.Tensor, gt_labels: torch.Tensor) -> torch.Tensor:
