@@ -15,7 +15,7 @@ from pathlib import Path
 
 from ..cli_args import check_output_path
 from ..files import atomic_write
-from .tasks import TASKS
+from .tasks import TASKS, get_task
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
@@ -59,7 +59,8 @@ def run(args) -> int:
     from .api import Predictor, to_json
     from .overlay import draw
     from .preprocess import load_image
-    if args.overlay:                       # before the model runs: a typo fails at once
+    get_task(args.task)                    # before the model runs: a typo fails at once
+    if args.overlay:
         check_output_path(args.overlay, "--overlay", suffixes=("png", "jpg", "jpeg"))
     if args.json:
         check_output_path(args.json, "--json")
