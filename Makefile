@@ -2,8 +2,10 @@
 #   make lab    students: set up (once) with the `lab` extra (JupyterLab) and open the notebooks
 #               (no browser here: the seed's table, and how to reach JupyterLab from elsewhere)
 #   make lecture  train the lecture recipe (about 30 minutes on 2 CPU cores)
-#   make test   development: set up (once) with the `dev` extra (test tools, HF transformers,
-#               mmdetection, playwright) and run every test: package, notebooks, browser
+#   make test   development: set up (once) with the `dev` extra (test tools, mmdetection, playwright)
+#               and run every test: the students' path (test-lab), then package, notebooks, browser
+#   make test-lab  the students' path: the environment `make lab` builds (in .venv-lab/, nothing
+#               else), and every notebook run top to bottom in it, failing on any error
 # Each extra has its own stamp: `make test` after `make lab` adds the dev extra to the venv.
 PYTHON ?= python3
 VENV ?= .venv
@@ -13,8 +15,9 @@ BIN := $(VENV)/bin
 NBVAL := --nbval --nbval-sanitize-with notebooks/nbval_sanitize.cfg
 LAB_STAMP := $(VENV)/.installed-lab
 DEV_STAMP := $(VENV)/.installed-dev
+LAB_VENV ?= .venv-lab
 
-.PHONY: setup setup-lab lab test test-fast notebooks benchmarks table weights lecture ablations clean
+.PHONY: setup setup-lab lab test test-lab test-fast notebooks benchmarks table weights lecture ablations clean
 
 setup: $(DEV_STAMP)
 
@@ -42,7 +45,13 @@ table: setup-lab
 	$(BIN)/python -m m2f_teach table
 
 test: setup
+	$(MAKE) --no-print-directory test-lab
 	$(BIN)/python -m pytest -q tests $(NBVAL) notebooks
+
+# the students' path, exactly as `make lab` sets it up (the same rule, another folder), then Run All
+test-lab:
+	$(MAKE) --no-print-directory VENV=$(LAB_VENV) setup-lab
+	$(LAB_VENV)/bin/python tests/run_notebooks.py notebooks/*.ipynb
 
 test-fast: setup
 	$(BIN)/python -m pytest -q tests -m "not slow and not browser"
@@ -69,4 +78,4 @@ ablations: setup-lab
 	$(BIN)/python -m m2f_teach ablate --out-dir artifacts/ablations
 
 clean:
-	rm -rf $(VENV) *.egg-info .pytest_cache
+	rm -rf $(VENV) $(LAB_VENV) *.egg-info .pytest_cache

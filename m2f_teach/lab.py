@@ -1,10 +1,11 @@
 """`python -m m2f_teach lab`: open the notebooks in JupyterLab, or print the seed's table.
 
 Where a web browser can be opened, JupyterLab starts on `notebooks/`. On a machine with no
-browser (a server, CI) the seed configuration's shape table is printed instead, with the
-command that serves JupyterLab for a browser elsewhere, written so that it runs as printed:
-the `jupyter` of this Python's environment (`.venv/bin/jupyter`), `--allow-root` where the
-command runs as root (JupyterLab refuses root without it), and where to find the token URL.
+browser (a server, CI) it prints what to do instead, first thing: the command that serves
+JupyterLab for a browser elsewhere, written so that it runs as printed (the `jupyter` of this
+Python's environment, `.venv/bin/jupyter`; `--allow-root` where the command runs as root, which
+JupyterLab refuses without it), where to find the token URL, the notebook to start with, and the
+one command that prints the seed's shape table (`lab --table` prints it here).
 """
 from __future__ import annotations
 
@@ -66,24 +67,30 @@ def run_lab(args) -> int:
         cmd = lab_command(notebooks, jupyter, browser=True)
         print("starting:", " ".join(cmd), file=sys.stderr)
         return subprocess.call(cmd)
-    from .model.config import M2FConfig
-    from .tracing import trace_shapes
-    sys.stdout.write(trace_shapes(M2FConfig.seed()).table().to_markdown())
+    if args.table:
+        from .model.config import M2FConfig
+        from .tracing import trace_shapes
+        sys.stdout.write(trace_shapes(M2FConfig.seed()).table().to_markdown())
+        return 0
+    python = _shown(sys.executable)
+    table = f"  {python} -m m2f_teach table        (the same: make table)"
     if jupyter is None:
-        print("\nJupyterLab is not installed here: `make lab` (or pip install -e '.[lab]') installs it.",
-              file=sys.stderr)
+        print("JupyterLab is not installed here: `make lab` (or pip install -e '.[lab]') installs it.\n\n"
+              f"The seed's shape table, every tensor of the note step by step:\n{table}")
         return 0
     cmd = lab_command(notebooks, _shown(jupyter), browser=False)
-    print(f"\nNo web browser here. To read the notebooks from a browser on another machine, run here:\n"
+    print(f"No web browser here. To read the notebooks from a browser on another machine, run here:\n"
           f"  {' '.join(cmd)}\n"
           f"then, on the machine with the browser:  ssh -N -L 8888:127.0.0.1:8888 USER@THIS-HOST\n"
           f"and open the address JupyterLab prints with its token: "
-          f"http://127.0.0.1:8888/lab?token=...", file=sys.stderr)
+          f"http://127.0.0.1:8888/lab?token=...\n\n"
+          f"Start with {_shown(notebooks / '00_overview.ipynb')}.\n"
+          f"The seed's shape table, every tensor of the note step by step:\n{table}")
     return 0
 
 
 def add_parser(sub):
-    parser = sub.add_parser("lab", help="open the notebooks in JupyterLab (or print the seed's table "
-                                        "where there is no browser)")
+    parser = sub.add_parser("lab", help="open the notebooks in JupyterLab (where there is no browser: "
+                                        "print how to open them from another machine)")
     parser.add_argument("--table", action="store_true", help="print the seed's shape table, do not start JupyterLab")
     parser.set_defaults(func=lambda args: sys.exit(run_lab(args)))

@@ -17,8 +17,20 @@ def printed_hint(env=None) -> str:
     result = subprocess.run([sys.executable, "-m", "m2f_teach", "lab"], cwd=ROOT, capture_output=True,
                             text=True, timeout=300, env={**os.environ, "CI": "true", **(env or {})})
     assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+def test_instructions_come_first_and_the_table_is_one_command_away():
+    """What to do is the first line a student reads; the seed's table is not printed before it."""
+    hint = printed_hint()
+    assert hint.startswith("No web browser here."), hint[:200]
+    assert "panoptic_head.pixel_decoder.encoder_inputs" not in hint
+    [table_command] = re.findall(r"^  (\S*python\S* -m m2f_teach table)\b", hint, re.M)
+    words = table_command.split()
+    result = subprocess.run([sys.executable, *words[1:]], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
     assert "panoptic_head.pixel_decoder.encoder_inputs" in result.stdout      # the seed's table
-    return result.stderr
+    assert "00_overview.ipynb" in hint
 
 
 def test_hint_names_this_environments_jupyter_and_root():

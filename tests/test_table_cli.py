@@ -89,11 +89,17 @@ def test_python_dash_m_runs_the_table_command():
     assert "sampling_locations" in result.stdout
 
 
-def test_lab_without_browser_prints_table(capsys, monkeypatch):
+def test_lab_without_browser_prints_how_to_open_the_notebooks(capsys, monkeypatch):
     monkeypatch.setenv("CI", "true")
     with pytest.raises(SystemExit) as exc:
         main(["lab"])
     assert exc.value.code == 0
     captured = capsys.readouterr()
-    assert "panoptic_head.pixel_decoder.encoder_inputs" in captured.out
-    assert "jupyter lab --no-browser" in captured.err
+    assert "jupyter lab --no-browser" in captured.out and "-m m2f_teach table" in captured.out
+
+
+def test_lab_table_prints_the_seed_table(capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["lab", "--table"])
+    assert exc.value.code == 0
+    assert "panoptic_head.pixel_decoder.encoder_inputs" in capsys.readouterr().out

@@ -3,7 +3,7 @@
 * `lecture_run()`: `python -m m2f_teach train --recipe lecture` run for real on 2 CPU cores
   (`lecture.json`: the command, machine, time, loss history and held-out scores).
 * `lecture_search()`: the lecture recipe with one change each (2000 steps, 160×160 images) and a
-  5-minute H100 run, on lent GPUs, plus the lecture run's held-out confusion matrix
+  5-minute H100 run, on NVIDIA H100 GPUs, plus the lecture run's held-out confusion matrix
   (`lecture_search.json`).
 * `ablation_runs()`: `python -m m2f_teach ablate`, every ablation switch trained with the
   lecture recipe (`ablations.json`).
