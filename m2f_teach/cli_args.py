@@ -17,11 +17,11 @@ import typing
 from pathlib import Path
 
 from .files import atomic_write
-from .model.config import PRESETS, M2FConfig
 
 
 def add_config_arguments(parser: argparse.ArgumentParser):
     """`--preset`, `--image-size H W` and one flag per `M2FConfig` field (`--num-queries`, ...)."""
+    from .model.config import PRESETS, M2FConfig     # torch loads when the parser is built, not on import
     group = parser.add_argument_group("configuration (defaults: the preset's)")
     group.add_argument("--preset", choices=PRESETS, default="seed", help="starting configuration")
     group.add_argument("--image-size", nargs=2, type=int, metavar=("H", "W"), help="image height and width")
@@ -37,8 +37,9 @@ def add_config_arguments(parser: argparse.ArgumentParser):
             group.add_argument(flag, type=kind, metavar=f.name.upper())
 
 
-def config_from_args(args) -> M2FConfig:
+def config_from_args(args):
     """The `M2FConfig` that `add_config_arguments`' flags describe (the preset, then the changes)."""
+    from .model.config import M2FConfig
     changes = {}
     for f in dataclasses.fields(M2FConfig):
         value = getattr(args, f.name, None)
