@@ -1,9 +1,12 @@
 # m2f-teach: set-up, the notebooks, the tests.
-#   make lab    students: set up (once) with the `lab` extra (JupyterLab) and open the notebooks
-#               (no browser here: the seed's table, and how to reach JupyterLab from elsewhere)
+#   make lab    students: set up (once) with the `lab` extra (JupyterLab, transformers, onnx) and
+#               open the notebooks (no browser here: how to reach JupyterLab from elsewhere)
 #   make lecture  train the lecture recipe (about 30 minutes on 2 CPU cores)
-#   make test   development: set up (once) with the `dev` extra (test tools, mmdetection, playwright)
-#               and run every test: the students' path (test-lab), then package, notebooks, browser
+#   make site   the explorer page: the shipped model in the browser, a static folder site/
+#               (needs npm once, to vendor onnxruntime-web; see the README to publish it)
+#   make test   development: set up (once) with the `dev` extra (test tools, mmdetection, playwright),
+#               build site/ and run every test: the students' path (test-lab), then package,
+#               notebooks, browser (the notebooks' widgets and the explorer page)
 #   make test-lab  the students' path: the environment `make lab` builds (in .venv-lab/, nothing
 #               else), and every notebook run top to bottom in it, failing on any error
 # Each extra has its own stamp: `make test` after `make lab` adds the dev extra to the venv.
@@ -17,7 +20,7 @@ LAB_STAMP := $(VENV)/.installed-lab
 DEV_STAMP := $(VENV)/.installed-dev
 LAB_VENV ?= .venv-lab
 
-.PHONY: setup setup-lab lab test test-lab test-fast notebooks benchmarks table weights lecture ablations clean
+.PHONY: setup setup-lab lab test test-lab test-fast site notebooks benchmarks table weights lecture ablations clean
 
 setup: $(DEV_STAMP)
 
@@ -44,13 +47,19 @@ lab: setup-lab
 table: setup-lab
 	$(BIN)/python -m m2f_teach table
 
-test: setup
+# the browser tests (tests/browser/test_site.py) open the folder `make site` just wrote
+test: setup site
 	$(MAKE) --no-print-directory test-lab
-	$(BIN)/python -m pytest -q tests $(NBVAL) notebooks
+	M2F_SITE=$(CURDIR)/site $(BIN)/python -m pytest -q tests $(NBVAL) notebooks
+
+# the explorer: torch, onnx and onnxruntime (all in the lab extra), and npm for onnxruntime-web
+site: setup-lab
+	$(BIN)/python -m m2f_teach site -o site
 
 # the students' path, exactly as `make lab` sets it up (the same rule, another folder), then Run All
 test-lab:
-	$(MAKE) --no-print-directory VENV=$(LAB_VENV) setup-lab
+	@start=$$(date +%s); $(MAKE) --no-print-directory VENV=$(LAB_VENV) setup-lab && \
+	echo "lab set-up: $$(( $$(date +%s) - start )) s, $$(du -sm $(LAB_VENV) | cut -f1) MiB in $(LAB_VENV)/"
 	$(LAB_VENV)/bin/python tests/run_notebooks.py notebooks/*.ipynb
 
 test-fast: setup
@@ -78,4 +87,4 @@ ablations: setup-lab
 	$(BIN)/python -m m2f_teach ablate --out-dir artifacts/ablations
 
 clean:
-	rm -rf $(VENV) $(LAB_VENV) *.egg-info .pytest_cache
+	rm -rf $(VENV) $(LAB_VENV) *.egg-info .pytest_cache site web/node_modules

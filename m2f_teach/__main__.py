@@ -20,16 +20,20 @@ traceback instead.
     python -m m2f_teach predict photo.png --task panoptic -o overlay.png --json results.json
     python -m m2f_teach export --format onnx -o m2f.onnx   # or --format pt2; checked after writing
     python -m m2f_teach compare --hf ./hf-folder [IMAGE]    # stage by stage against HF (or --mmdet)
+    python -m m2f_teach site -o site/                  # the explorer page: the model in the browser
 """
 from __future__ import annotations
 
 import argparse
 import importlib
+import os
+import signal
 import sys
 
 # one module a room, each with `add_parser(subparsers)`; a new command goes in its room's cli.py
 SUBCOMMAND_MODULES = ("m2f_teach.tracing.cli", "m2f_teach.convert.cli", "m2f_teach.training.cli",
-                      "m2f_teach.lab", "m2f_teach.predict.cli", "m2f_teach.export.cli")
+                      "m2f_teach.lab", "m2f_teach.predict.cli", "m2f_teach.export.cli",
+                      "m2f_teach.site.cli")
 BAD_INPUT = 2          # the exit status of every error: a bad value or file, a failed conversion
 
 
@@ -51,7 +55,7 @@ def report_error(error: BaseException, status: int = BAD_INPUT):
     message = str(error).strip() or type(error).__name__
     if isinstance(error, KeyError) and error.args:
         message = f"missing key {error.args[0]!r}"
-    if not isinstance(error, (ValueError, TypeError, OSError)) or isinstance(error, KeyError):
+    if not isinstance(error, (ValueError, TypeError, OSError, FloatingPointError)) or isinstance(error, KeyError):
         message = f"{type(error).__name__}: {message}"
     first, *rest = message.splitlines()
     details = "".join(f"  {line}\n" for line in rest)
@@ -64,18 +68,41 @@ def main(argv=None):
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in argv
     argv = [a for a in argv if a != "--debug"]
-    parser = build_parser()
-    parser.add_argument("--debug", action="store_true",
-                        help="on an error, show the full traceback (also accepted after the subcommand)")
-    args = parser.parse_args(argv)
+    try:
+        run_command(argv, debug)
+    except KeyboardInterrupt:         # also while torch and the subcommands load
+        if debug:
+            raise
+        sys.stderr.write("interrupted\n")
+        sys.exit(130)
+
+
+def exit_interrupted(signum=None, frame=None):
+    """Ctrl-C while torch and the subcommands load: nothing is written yet, so stop at once (a
+    KeyboardInterrupt raised inside the import machinery can be swallowed and the command go on)."""
+    sys.stderr.write("interrupted\n")
+    sys.stderr.flush()
+    os._exit(130)
+
+
+def run_command(argv: list[str], debug: bool):
+    try:
+        previous = signal.signal(signal.SIGINT, exit_interrupted) if not debug else None
+    except ValueError:                  # not the main thread: signals stay as they are
+        previous = None
+    try:
+        parser = build_parser()
+        parser.add_argument("--debug", action="store_true",
+                            help="on an error, show the full traceback (also accepted after the subcommand)")
+        args = parser.parse_args(argv)
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGINT, previous)
     if debug:
         status = args.func(args)
     else:
         try:
             status = args.func(args)
-        except KeyboardInterrupt:
-            sys.stderr.write("interrupted\n")
-            sys.exit(130)
         except Exception as error:  # noqa: BLE001 - every failure becomes one line, here only
             report_error(error)
     if status:

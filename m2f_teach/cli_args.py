@@ -61,6 +61,13 @@ def parse_bool(text: str) -> bool:
                                      f"{'/'.join(FALSE_WORDS[:3])}), got {text!r}")
 
 
+def positive_int(text: str) -> int:
+    """An argparse `type`: a whole number ≥ 1, else an argparse error naming the text."""
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number of at least 1, got {text!r}")
+    return int(text)
+
+
 def check_output_path(path: str | os.PathLike, flag: str = "--output", suffixes=None,
                       make_folders: bool = False) -> Path:
     """The file to write, or a `ValueError` that names `flag` and `path`: a folder, a suffix not in

@@ -46,8 +46,9 @@ def checkpoint_info() -> dict:
 
 def _missing_message(suffix):
     return (f"the shipped checkpoint m2f_teach/weights/{WEIGHTS_NAME}{suffix} is missing from this "
-            f"installation; train one with `python -m m2f_teach train --out "
-            f"m2f_teach/weights/{WEIGHTS_NAME}.safetensors` (see the README) or reinstall the package")
+            f"installation; reinstall the package, or train a model with `python -m m2f_teach train "
+            f"--out artifacts/{WEIGHTS_NAME}.safetensors` (see the README) and load it with "
+            f"`m2f_teach.convert.load_checkpoint`")
 
 
 def load_pretrained(device="cpu") -> Mask2Former:

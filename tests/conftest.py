@@ -89,3 +89,22 @@ def _cli_status(args) -> int:
 def cli():
     """Run the command line in-process and return its exit status: `cli(["table", ...])`."""
     return _cli_status
+
+
+@pytest.fixture(scope="session")
+def built_site(tmp_path_factory):
+    """The explorer's folder: `$M2F_SITE` when set (`make test` builds `site/` first with
+    `make site`), else built here once per session into a temporary folder (needs npm once)."""
+    import os
+    from pathlib import Path
+
+    from m2f_teach.site.build import MARKER, build_site
+    given = os.environ.get("M2F_SITE")
+    if given:
+        folder = Path(given)
+        if not (folder / MARKER).is_file():
+            pytest.fail(f"M2F_SITE={given} is not a folder built by `python -m m2f_teach site`", pytrace=False)
+        return folder
+    folder = tmp_path_factory.mktemp("site") / "site"
+    build_site(folder, log=lambda line: None)
+    return folder

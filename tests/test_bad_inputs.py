@@ -660,3 +660,245 @@ def test_sigterm_saves_the_run_and_its_workers_exit(tmp_path):
     while time.time() < deadline and any(Path(f"/proc/{pid}").exists() for pid in workers):
         time.sleep(0.1)
     assert not any(Path(f"/proc/{pid}").exists() for pid in workers), "a data worker outlived the run"
+
+
+# ---- round two: the shipped checkpoint, weights, training, tables and the API ----------------------
+def test_train_refuses_to_write_into_the_installed_package(tmp_path, monkeypatch, capsys):
+    """The shipped checkpoint is never replaced by a run that meant to write elsewhere: a path
+    inside m2f_teach/ needs --allow-package-write, and the missing-weights advice points elsewhere."""
+    import m2f_teach.pretrained as pretrained
+    from m2f_teach.training.options import check_package_write
+
+    def no_step(self, images):
+        raise AssertionError("a training step ran before --out was checked")
+
+    monkeypatch.setattr(Mask2Former, "forward", no_step)
+    shipped = Path(pretrained.__file__).parent / "weights" / "shapes_small.safetensors"
+    before = shipped.read_bytes() if shipped.exists() else None
+    err = cli_error(capsys, ["train", "--steps", "1", "--out", str(shipped)], status=2)
+    assert f"--out {shipped}: inside the installed package" in err and "--allow-package-write" in err
+    assert (shipped.read_bytes() if shipped.exists() else None) == before
+    check_package_write(shipped.with_name("new.safetensors"), allow_package_write=True)     # the flag lets it through
+    message = pretrained._missing_message(".safetensors")
+    assert "--out m2f_teach/" not in message and "--out artifacts/shapes_small.safetensors" in message
+
+
+@pytest.mark.parametrize("dtype,value,message", [
+    (torch.int32, 1, r"is int32, expected floating-point weights"),
+    (torch.float32, float("nan"), r"holds 1 NaN or infinite values"),
+])
+def test_convert_refuses_integer_or_nan_weights_naming_file_and_key(mmdet_model, tmp_path, capsys, dtype, value,
+                                                                     message):
+    sd = dict(mmdet_model.state_dict())
+    key = "panoptic_head.cls_embed.weight"
+    sd[key] = sd[key].clone().to(dtype)
+    sd[key].view(-1)[0] = value
+    path = tmp_path / "odd.pth"
+    torch.save({"state_dict": sd}, path)
+    err = cli_error(capsys, ["convert", "--from", "mmdet", str(path), "--num-heads", "4", "--num-points", "8",
+                             "--num-groups", "32", "-o", str(tmp_path / "o.safetensors")])
+    assert re.search(re.escape(str(path)) + ".*" + re.escape(key) + ".*" + message, err), err
+    assert not (tmp_path / "o.safetensors").exists()
+
+
+@pytest.mark.parametrize("change,message", [
+    (lambda t: t.to(torch.int64), r"is int64, expected floating-point weights"),
+    (lambda t: torch.full_like(t, float("nan")), r"holds 5184 NaN or infinite values \(of 5184\)"),
+])
+def test_load_checkpoint_refuses_integer_or_nan_weights_naming_file_and_key(files, tmp_path, change, message):
+    from safetensors import safe_open
+    state = load_file(str(files / "good.safetensors"))
+    key = "panoptic_head.cls_embed.weight"
+    assert state[key].numel() == 5184          # (K, C) = (81, 64)
+    state[key] = change(state[key])
+    with safe_open(str(files / "good.safetensors"), framework="pt") as f:
+        metadata = f.metadata()
+    save_file(state, str(tmp_path / "odd.safetensors"), metadata=metadata)
+    with pytest.raises(ConversionError, match=re.escape(f"{tmp_path}/odd.safetensors: {key}") + " " + message):
+        load_checkpoint(tmp_path / "odd.safetensors")
+
+
+TINY_TRAIN = ["--batch-size", "2", "--image-size", "64", "64", "--num-encoder-layers", "1", "--threads", "1",
+              "--workers", "0", "--val-images", "1", "--test-images", "1", "--no-progress", "--device", "cpu"]
+
+
+def test_a_diverging_run_stops_before_matching_and_keeps_its_history(tmp_path, capsys):
+    """--lr 1e6 makes the predictions NaN within a step or two: one line naming the step and the
+    prediction, and the history so far in OUT.json and OUT.png (no NaN weights written)."""
+    out = tmp_path / "run.safetensors"
+    err = cli_error(capsys, ["train", "--lr", "1e6", "--warmup", "0", "--steps", "6", *TINY_TRAIN, "--out", str(out)])
+    assert err.startswith("error: training diverged at step ") and err.count("\n") == 1, err
+    assert "is not finite" in err and f"wrote the history to {out.with_suffix('.json')}" in err
+    info = json.loads(out.with_suffix(".json").read_text())
+    assert info["diverged"].startswith("step ") and info["test"] is None
+    assert len(info["history"]["loss"]) == info["steps_done"] >= 1
+    assert out.with_suffix(".png").is_file() and not out.exists()
+
+
+def test_the_criterion_names_nan_predictions_instead_of_scipys_error():
+    from m2f_teach.training.criterion import Mask2FormerCriterion
+    from m2f_teach.training.matcher import HungarianMatcher
+    criterion = Mask2FormerCriterion(num_classes=5, num_points=16)
+    cls_pred = torch.zeros(1, 4, 6)                                             # (B, Q, K)
+    mask_pred = torch.zeros(1, 4, 8, 8)                                         # (B, Q, Hm, Wm)
+    mask_pred[0, 2, 3, 3] = float("nan")
+    targets = [dict(labels=torch.tensor([1]), masks=torch.ones(1, 32, 32, dtype=torch.bool))]
+    with pytest.raises(FloatingPointError, match=r"prediction 1 of 2 is not finite: mask_pred holds NaN"):
+        criterion([cls_pred, cls_pred], [torch.zeros_like(mask_pred), mask_pred], targets)
+    with pytest.raises(FloatingPointError, match=r"Hungarian matching: the cost matrix \(4, 1\) holds NaN"):
+        HungarianMatcher(16)(cls_pred[0], mask_pred[0], targets[0]["labels"], targets[0]["masks"])
+
+
+def test_ablate_records_a_diverging_variant_and_goes_on(tmp_path, monkeypatch, capsys):
+    from m2f_teach.training import ablate
+    monkeypatch.setitem(ablate.VARIANTS, "faithful", TINY_TRAIN)
+    monkeypatch.setitem(ablate.VARIANTS, "no_reset", TINY_TRAIN + ["--lr", "1e6", "--warmup", "0"])
+    monkeypatch.setitem(ablate.VARIANTS, "fpn_only", TINY_TRAIN + ["--deformable-encoder", "false"])
+    main(["ablate", "--variants", "faithful", "no_reset", "fpn_only", "--steps", "4", "--out-dir", str(tmp_path)])
+    runs = json.loads((tmp_path / "ablations.json").read_text())["runs"]
+    assert list(runs) == ["faithful", "no_reset", "fpn_only"]
+    assert "test" in runs["faithful"] and "test" in runs["fpn_only"]
+    assert runs["no_reset"]["diverged"].startswith("training diverged at step ")
+
+
+def test_ctrl_c_while_the_command_starts_is_one_line_and_exit_130():
+    """A Ctrl-C that lands while torch loads (simulated: the import of torch raises KeyboardInterrupt)."""
+    code = ("import builtins, runpy, sys\n"
+            "real_import = builtins.__import__\n"
+            "def interrupted(name, *args, **kwargs):\n"
+            "    if name.split('.')[0] == 'torch':\n"
+            "        raise KeyboardInterrupt\n"
+            "    return real_import(name, *args, **kwargs)\n"
+            "builtins.__import__ = interrupted\n"
+            "sys.argv = ['m2f_teach', 'table']\n"
+            "runpy.run_module('m2f_teach', run_name='__main__', alter_sys=True)\n")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO,
+                            env=os.environ | {"PYTHONPATH": str(REPO)}, timeout=120)
+    assert (result.returncode, result.stderr) == (130, "interrupted\n"), result.stderr
+
+
+@pytest.mark.parametrize("text,message", [
+    ('{"test": {"miou": 0.5}, "hist', r"faithful.json: not valid JSON"),
+    ('{"test": {"miou": 0.5}, "history": {"step": [], "loss": [], "val": []}}', r"faithful.json: no 'steps_done'"),
+    ('[1, 2, 3]', r"faithful.json: holds a JSON list, expected the object train writes"),
+    ('{"test": {"miou": 0.5}, "history": [1, 2]}', r"faithful.json: not the json train writes"),
+])
+def test_ablate_collect_names_a_broken_run_json(tmp_path, capsys, text, message):
+    (tmp_path / "faithful.json").write_text(text)
+    err = cli_error(capsys, ["ablate", "--collect", "--out-dir", str(tmp_path)], status=2)
+    assert re.search(re.escape(str(tmp_path)) + "/" + message, err) and err.count("\n") == 1, err
+
+
+@pytest.mark.parametrize("name,starts", [("t.html", "<table"), ("t.tex", "% Mask2Former shapes"), ("t.json", "[")])
+def test_table_output_suffix_picks_the_format(tmp_path, capsys, name, starts):
+    main(["table", "--preset", "small", "-o", str(tmp_path / name)])
+    text = (tmp_path / name).read_text()
+    assert text.startswith(starts) and ("\\begin{tabular}" in text) == (name == "t.tex")
+
+
+def test_table_refuses_a_format_its_output_suffix_contradicts(tmp_path, capsys):
+    err = cli_error(capsys, ["table", "--preset", "small", "--format", "md", "-o", str(tmp_path / "t.html")], status=2)
+    assert f"--output {tmp_path}/t.html is a .html file but --format md" in err
+    assert not (tmp_path / "t.html").exists()
+
+
+@pytest.mark.parametrize("text", ["", ","])
+def test_table_refuses_empty_columns(capsys, text):
+    err = cli_error(capsys, ["table", "--preset", "small", "--columns", text], status=2)
+    assert "--columns" in err and f"got {text!r}" in err
+
+
+def test_summary_refuses_a_negative_depth(capsys):
+    err = cli_error(capsys, ["summary", "--preset", "small", "--depth", "-1"], status=2)
+    assert err == "error: --depth -1: expected an integer ≥ 0 (0: the model alone, 1: its parts, ...)\n"
+
+
+@pytest.mark.parametrize("dpi", ["100000", "0"])
+def test_diagram_dpi_is_bounded_before_drawing(tmp_path, capsys, dpi):
+    err = cli_error(capsys, ["diagram", "--preset", "small", "--dpi", dpi, "-o", str(tmp_path / "a.png")], status=2)
+    assert err.startswith(f"error: --dpi {dpi}: expected 10 to 600") and not (tmp_path / "a.png").exists()
+
+
+def test_compare_hf_names_the_folder_whose_weights_do_not_fit_its_config(tmp_path, capsys):
+    """HF would fill the misfits with random values (or print its own report and raise): one
+    error naming the folder and each key, for compare and convert alike."""
+    pytest.importorskip("transformers")
+    from m2f_teach.convert.hf_reference import hf_resnet_config, random_hf_model
+    folder = tmp_path / "hf"
+    random_hf_model(hf_resnet_config(), seed=0).save_pretrained(folder)
+    config = json.loads((folder / "config.json").read_text())
+    config["num_queries"] += 3
+    (folder / "config.json").write_text(json.dumps(config))
+    capsys.readouterr()                                  # what saving printed
+    for argv in (["compare", "--hf", str(folder)], ["convert", "--from", "hf", str(folder), "-o", str(tmp_path / "o.safetensors")]):
+        err = cli_error(capsys, argv)
+        assert err.startswith(f"error: cannot load {folder}: its weights do not fit its config.json:"), err
+        assert "queries_features.weight: (20, 64) vs (23, 64)" in err and "ignore_mismatched_sizes" not in err
+
+
+def test_compare_mmdet_names_the_files_when_the_config_is_another_models(mmdet_model, tmp_path, capsys):
+    mmdet = pytest.importorskip("mmdet")
+    pytest.importorskip("mmengine")
+    config = Path(mmdet.__file__).parent / ".mim" / "configs" / "mask2former" / "mask2former_r50_8xb2-lsj-50e_coco.py"
+    weights = tmp_path / "small.pth"
+    torch.save({"state_dict": dict(mmdet_model.state_dict())}, weights)
+    err = cli_error(capsys, ["compare", "--mmdet", str(weights), "--config", str(config), "--resize", "64", "64"])
+    assert err.startswith(f"error: --mmdet {weights} with --config {config}: cannot load the weights"), err
+    assert "panoptic_head.query_feat.weight: (20, 64) vs (100, 256)" in err or "shape mismatches" in err
+    assert "size mismatch for" not in err and len(err.splitlines()) < 30
+
+
+def test_a_model_too_large_for_memory_is_refused_with_its_estimate(monkeypatch):
+    import m2f_teach.model.model as model_module
+    monkeypatch.setattr(model_module, "memory_of", lambda device: 64 * 2**30)     # a 64 GiB machine
+    with pytest.raises(ValueError, match=r"weights alone need about 477 GiB \(1.28e\+11 numbers at Q=1000000000, "
+                                         r"C=64, K=81\); cpu has 64 GiB"):
+        Mask2Former(M2FConfig.small(num_queries=10**9))
+    monkeypatch.setattr(model_module, "memory_of", lambda device: 2**20)          # 1 MiB: meta builds all the same
+    with torch.device("meta"):
+        assert Mask2Former(M2FConfig.small(num_queries=1000)).panoptic_head.query_feat.weight.shape == (1000, 64)
+
+
+@pytest.mark.parametrize("device,message", [
+    ("cuda", r"map_location='cuda': this torch sees no CUDA device; load on 'cpu'"),
+    ("gpu", r"map_location='gpu': not a device"),
+])
+def test_load_checkpoint_names_a_device_it_cannot_use(files, monkeypatch, device, message):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(ValueError, match=message):
+        load_checkpoint(files / "good.safetensors", map_location=device)
+
+
+def test_a_safetensors_header_is_not_taken_for_a_pickle(tmp_path):
+    """A header length whose first byte is 0x80 (1 file in 256) once read as 'a Python pickle'."""
+    from m2f_teach.convert.checkpoint import describe_file
+    header = b'{"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}}'.ljust(128, b" ")
+    path = tmp_path / "x.safetensors"
+    path.write_bytes(len(header).to_bytes(8, "little") + header + b"\0\0")      # 2 of its 4 data bytes
+    assert len(header) == 0x80 and describe_file(path).startswith("its contents do not match its header")
+
+
+def test_load_checkpoint_names_the_file_of_an_unknown_hf_backbone_type(files, tmp_path):
+    pytest.importorskip("transformers")
+    from safetensors import safe_open
+    with safe_open(str(files / "good.safetensors"), framework="pt") as f:
+        metadata = f.metadata()
+    metadata["m2f_teach.hf_backbone"] = json.dumps({"model_type": "no-such-backbone", "depths": [2, 2]})
+    save_file(load_file(str(files / "good.safetensors")), str(tmp_path / "hf.safetensors"), metadata=metadata)
+    with pytest.raises(ConversionError) as err:
+        load_checkpoint(tmp_path / "hf.safetensors")
+    message = str(err.value)
+    assert message.startswith(f"{tmp_path}/hf.safetensors: its HF backbone has model_type 'no-such-backbone'")
+    assert "swin" not in message and len(message) < 250
+
+
+@pytest.mark.parametrize("size", [[4, 6], [3, 5], [0, 0]])
+def test_rle_decode_refuses_a_size_its_counts_disagree_with(size):
+    from m2f_teach.predict.rle import decode, encode
+    mask = torch.zeros(4, 5, dtype=torch.bool)
+    mask[1:3, 2:4] = True
+    rle = encode(mask.numpy())
+    assert (decode(rle) == mask.numpy()).all() and rle["size"] == [4, 5]
+    with pytest.raises(ValueError, match=rf"RLE size \[{size[0]}, {size[1]}\] holds {size[0] * size[1]} pixels "
+                                         r"but its counts add up to 20"):
+        decode(dict(rle, size=size))

@@ -1,12 +1,13 @@
-"""The vectorised deformable-attention core against a loop-based bilinear reference."""
+"""The deformable-attention kernels (`m2f_teach/kernels/`) against the readable forms of the model
+room: a loop-based bilinear reference, the `grid_sample` form, the seed's line for the locations."""
 import pytest
 import torch
 
-from m2f_teach.model.deformable_attention import (DeformableCoreCPU, get_level_start_index,
-                                                  multi_scale_deformable_attn,
+from m2f_teach import M2FConfig, Mask2Former, kernels
+from m2f_teach.kernels import DeformableCoreCPU, read_dot_products, weighted_gather_core
+from m2f_teach.model.deformable_attention import (get_level_start_index, multi_scale_deformable_attn,
                                                   multi_scale_deformable_attn_grid_sample,
-                                                  multi_scale_deformable_attn_loop,
-                                                  weighted_gather_core)
+                                                  multi_scale_deformable_attn_loop)
 
 
 @pytest.mark.parametrize("spatial_shapes", [[(2, 3), (4, 6)], [(3, 3), (5, 7), (8, 4)]])
@@ -128,3 +129,95 @@ def test_training_core_only_computes_the_gradients_asked_for():
                 assert x.grad is None
             else:
                 torch.testing.assert_close(x.grad, full[i], rtol=0, atol=0)
+
+
+def test_fast_sampling_locations_equal_the_seeds_line_bitwise():
+    """`kernels.sampling_locations` against the seed's one line, with and without gradients."""
+    g = torch.Generator().manual_seed(6)
+    B, S_q, nH, L, P = 2, 7, 3, 3, 4
+    reference_points = torch.rand(B, S_q, L, 2, generator=g)
+    offsets = (torch.randn(B, S_q, nH, L, P, 2, generator=g) * 3).requires_grad_()
+    offset_normalizer = torch.tensor([(5.0, 3.0), (10.0, 6.0), (20.0, 12.0)])    # (W_l, H_l)
+    seed = reference_points[:, :, None, :, None, :] + offsets / offset_normalizer[None, None, None, :, None, :]
+    fast = kernels.sampling_locations(reference_points, offsets, offset_normalizer)
+    assert fast.shape == seed.shape == (B, S_q, nH, L, P, 2)
+    assert torch.equal(fast, seed)
+    grad = torch.randn(seed.shape, generator=g)
+    (seed_grad,) = torch.autograd.grad(seed, offsets, grad)
+    (fast_grad,) = torch.autograd.grad(fast, offsets, grad)
+    assert torch.equal(fast_grad, seed_grad)
+
+
+def test_read_dot_products_equal_a_gather_and_bmm():
+    """The CPU's sparse-CSR `sampled_addmm` against the plain gather of `(N, K, D)` rows and `bmm`."""
+    g = torch.Generator().manual_seed(7)
+    table = torch.randn(40, 5, generator=g, dtype=torch.float64)
+    rows = torch.randint(0, 40, (30, 12), generator=g)
+    vectors = torch.randn(30, 5, generator=g, dtype=torch.float64)
+    expected = torch.bmm(table[rows], vectors.unsqueeze(-1)).squeeze(-1)
+    torch.testing.assert_close(read_dot_products(table, rows, vectors), expected, rtol=1e-12, atol=1e-12)
+
+
+def graph_names(tensor) -> set[str]:
+    """Names of every autograd node behind `tensor`."""
+    names, stack, seen = set(), [tensor.grad_fn], set()
+    while stack:
+        node = stack.pop()
+        if node is None or node in seen:
+            continue
+        seen.add(node)
+        names.add(node.name())
+        stack.extend(next_node for next_node, _ in node.next_functions)
+    return names
+
+
+def test_readable_switch_runs_the_grid_sample_core_on_each_path():
+    """Which core runs: training on CPU `DeformableCoreCPU`, inference the gather; inside
+    `kernels.readable()` autograd through `grid_sample` in both cases, with the same numbers."""
+    spatial_shapes = [(3, 3), (5, 7), (8, 4)]
+    leaves = [x.requires_grad_() for x in random_core_inputs(spatial_shapes, seed=8)]
+    training = multi_scale_deformable_attn(leaves[0], spatial_shapes, *leaves[1:])
+    assert "DeformableCoreCPUBackward" in graph_names(training)
+    with kernels.readable():
+        assert not kernels.enabled()
+        readable = multi_scale_deformable_attn(leaves[0], spatial_shapes, *leaves[1:])
+        with torch.no_grad():
+            readable_inference = multi_scale_deformable_attn(leaves[0], spatial_shapes, *leaves[1:])
+    assert kernels.enabled()
+    names = graph_names(readable)
+    assert "GridSampler2DBackward0" in names and "DeformableCoreCPUBackward" not in names
+    with torch.no_grad():
+        inference = multi_scale_deformable_attn(leaves[0], spatial_shapes, *leaves[1:])
+    for other in (readable, readable_inference, inference):
+        torch.testing.assert_close(other, training, rtol=1e-12, atol=1e-12)
+
+
+def test_readable_model_equals_the_fast_model_on_the_small_config(monkeypatch):
+    """The small model end to end, inference and a training step's gradients: the readable forms
+    (`kernels.readable()`) against the kernels, to float rounding; the kernels run only outside."""
+    calls = []
+    fast_core = kernels.deformable_core
+    monkeypatch.setattr(kernels, "deformable_core", lambda *args: calls.append(1) or fast_core(*args))
+    torch.manual_seed(0)
+    model = Mask2Former(M2FConfig.small())
+    images = torch.randn(2, 3, 128, 128, generator=torch.Generator().manual_seed(1))
+
+    def run(grad: bool):
+        model.zero_grad()
+        with torch.set_grad_enabled(grad):
+            cls_pred_list, mask_pred_list = model(images)
+        if grad:
+            (cls_pred_list[-1].square().sum() + mask_pred_list[-1].square().mean()).backward()
+        outputs = [x.detach() for x in cls_pred_list + mask_pred_list]
+        return outputs, [p.grad.clone() for p in model.parameters() if p.grad is not None]
+
+    for grad in (False, True):
+        fast, fast_grads = run(grad)
+        assert len(calls) == 6                    # one per encoder layer
+        calls.clear()
+        with kernels.readable():
+            readable, readable_grads = run(grad)
+        assert calls == []
+        assert len(fast_grads) == len(readable_grads) and (len(fast_grads) > 100) == grad
+        for a, b in zip(fast + fast_grads, readable + readable_grads):
+            torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)

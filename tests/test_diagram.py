@@ -7,13 +7,13 @@ from matplotlib.patches import FancyArrowPatch, FancyBboxPatch
 from m2f_teach import M2FConfig
 from m2f_teach.__main__ import main
 from m2f_teach.tracing import trace_shapes
-from m2f_teach.viz.diagram import BODY_PT, LABEL_PT, architecture_diagram
+from m2f_teach.viz.diagram import BODY_PT, LABEL_PT, architecture_diagram, cjk_font
 
 MARGIN = 2.0   # pixels: touching is allowed, overlapping is not
 
 
-def _layout(config):
-    figure = architecture_diagram(trace_shapes(config))
+def _layout(config, lang="en"):
+    figure = architecture_diagram(trace_shapes(config), lang=lang)
     figure.canvas.draw()
     renderer = figure.canvas.get_renderer()
     ax = figure.axes[0]
@@ -55,9 +55,19 @@ def _segments_cross(s, t) -> bool:
     return d1 * d2 < 0 and d3 * d4 < 0
 
 
-@pytest.mark.parametrize("preset", ["seed", "small"])
-def test_diagram_labels_boxes_and_arrows_do_not_collide(preset):
-    figure, texts, extents, boxes, segments = _layout(M2FConfig.preset(preset))
+def _has_cjk_font() -> bool:
+    try:
+        cjk_font()
+        return True
+    except ValueError:
+        return False
+
+
+@pytest.mark.parametrize("preset, lang", [("seed", "en"), ("small", "en"), ("seed", "zh")])
+def test_diagram_labels_boxes_and_arrows_do_not_collide(preset, lang):
+    if lang == "zh" and not _has_cjk_font():
+        pytest.skip("no font with Chinese glyphs (Debian: fonts-noto-cjk or fonts-wqy-microhei)")
+    figure, texts, extents, boxes, segments = _layout(M2FConfig.preset(preset), lang)
     for a, b in itertools.combinations(texts, 2):
         assert not _overlap(extents[a], extents[b]), f"{a.get_text()!r} overlaps {b.get_text()!r}"
     labels = [t for t in texts if t.get_gid() == "arrow-label"]
@@ -82,6 +92,22 @@ def test_diagram_names_the_decoder_steps_as_the_table_does():
     for step in ("dec 3.1 masked-attention decoder ×9", "dec 3.2 queries", "dec 3.3 forward_head",
                  "3.3–3.4 deformable encoder ×6", "2.2 concatenate", "3.6 FPN"):
         assert step in titles
+
+
+def test_diagram_shows_the_split_maps_and_the_positional_encodings_path():
+    _, texts, *_ = _layout(M2FConfig.seed())
+    words = " | ".join(t.get_text() for t in texts)
+    assert "2×256×32×32, 2×256×64×64, 2×256×128×128" in words        # 3.5's maps
+    assert "sine encoding of each map (key_pos):\n1024×2×256, 4096×2×256, 16384×2×256" in words
+
+
+def test_diagram_in_chinese():
+    if not _has_cjk_font():
+        pytest.skip("no font with Chinese glyphs (Debian: fonts-noto-cjk or fonts-wqy-microhei)")
+    _, texts, *_ = _layout(M2FConfig.seed(), "zh")
+    words = " | ".join(t.get_text() for t in texts)
+    assert "3.5 拆分为多尺度特征图" in words and "dec 3.1 掩码注意力解码器 ×9" in words
+    assert "deformable encoder" not in words and "2×21504×8×3×4×2" in words
 
 
 @pytest.mark.parametrize("suffix, magic", [("svg", b"<?xml"), ("pdf", b"%PDF"), ("png", b"\x89PNG")])

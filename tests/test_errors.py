@@ -27,7 +27,7 @@ def test_an_unknown_preset_lists_the_presets():
 
 @pytest.mark.parametrize("images,message", [
     (torch.zeros(2, 4, 64, 64), r"images has 4 channels \(shape \(2, 4, 64, 64\)\), expected 3"),
-    (torch.zeros(2, 3, 64, 70), r"image size 64×70 .* multiple of 32.*try 64×64"),
+    (torch.zeros(2, 3, 64, 70), r"image size 64×70 .* multiples of 32.*try 64×64"),
     (torch.zeros(3, 64, 64), r"4 dimensions .* got shape \(3, 64, 64\)"),
     (torch.zeros(2, 3, 64, 64, dtype=torch.uint8), r"floating point .* torch.uint8"),
 ])

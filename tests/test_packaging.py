@@ -81,11 +81,13 @@ def test_makefile_lab_installs_lab_and_test_installs_dev():
         assert match, f"no rule for {target}"
         return match.group(0)
 
-    assert re.search(r"^lab: setup-lab$", makefile, re.M) and re.search(r"^test: setup$", makefile, re.M)
+    assert re.search(r"^lab: setup-lab$", makefile, re.M) and re.search(r"^test: setup site$", makefile, re.M)
+    # the browser tests open what `make site` wrote; the site's build needs the lab extra (onnx, onnxruntime)
+    assert "M2F_SITE=$(CURDIR)/site" in recipe("test") and re.search(r"^site: setup-lab$", makefile, re.M)
     # make test also walks the students' path: make lab's own rule into another folder, then every notebook
     assert "$(MAKE) --no-print-directory test-lab" in recipe("test")
     lab_run = recipe("test-lab")
-    assert "VENV=$(LAB_VENV) setup-lab" in lab_run and "tests/run_notebooks.py notebooks/*.ipynb" in lab_run
+    assert "VENV=$(LAB_VENV) setup-lab &&" in lab_run and "tests/run_notebooks.py notebooks/*.ipynb" in lab_run
     assert re.search(r"^setup-lab: \$\(LAB_STAMP\)$", makefile, re.M)
     assert re.search(r"^setup: \$\(DEV_STAMP\)$", makefile, re.M)
     assert '-e ".[lab]"' in recipe("$(LAB_STAMP)") and "[dev]" not in recipe("$(LAB_STAMP)")
@@ -103,6 +105,8 @@ def test_readme_commands_exist_and_ci_runs_them():
     assert "make test" in ci
     # the slides' compile test needs pdflatex in CI (tests/test_table_latex.py fails without it there)
     assert "texlive-latex-recommended" in ci and "texlive-latex-extra" in ci and "command -v pdflatex" in ci
+    # `make site` vendors onnxruntime-web with npm (m2f_teach/site/build.py fails without it)
+    assert "command -v npm" in ci and "install -y -qq npm" in ci
 
 
 def test_notebooks_store_no_run_times():

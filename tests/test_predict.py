@@ -8,6 +8,7 @@ stuff classes), and mmdetection's `MaskFormerFusionHead.predict`; preprocessing 
 """
 import json
 import os
+from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
@@ -85,13 +86,13 @@ def test_instance_postprocess_matches_hf(instance_outputs, processor):
     compared = 0
     for b, ref in enumerate(hf):
         ours = postprocess.instance_postprocess(*at_hf_size(instance_outputs, b))
-        keep = (ours["scores"] >= 0.2) & ours["masks"].flatten(1).any(1)
+        keep = (ours["scores"] >= 0.2) & torch.stack(ours["masks"]).flatten(1).any(1)
         ref_order = sorted(range(len(ref["segments_info"])), key=lambda i: -ref["segments_info"][i]["score"])
         assert int(keep.sum()) == len(ref_order) > 0
         ref_masks = ref["segmentation"][ref_order].bool()
         assert [ref["segments_info"][i]["label_id"] for i in ref_order] == ours["labels"][keep].tolist()
         assert np.allclose([ref["segments_info"][i]["score"] for i in ref_order], ours["scores"][keep], atol=1e-5)
-        assert torch.equal(ref_masks, ours["masks"][keep])
+        assert torch.equal(ref_masks, torch.stack(ours["masks"])[keep])
         compared += len(ref_order)
     assert compared >= 4
 
@@ -158,15 +159,21 @@ def test_postprocess_matches_mmdet_fusion_head(panoptic_outputs):
     with torch.no_grad():
         ref = head.predict(cls_pred, padded, samples, rescale=True)
     for b, meta in enumerate(metas):
-        masks = postprocess.resize_mask_pred(mask_pred[b], pad_shape, meta["img_shape"], meta["ori_shape"])
-        ours = postprocess.instance_postprocess(cls_pred[b], masks, max_per_image=20, num_things=num_things)
+        # all Q masks resized first (mmdet's order), and one query at a time (what predict does)
+        resized = postprocess.resize_mask_pred(mask_pred[b], pad_shape, meta["img_shape"], meta["ori_shape"])
+        lazy = postprocess.MaskLogits(mask_pred[b], pad_shape, meta["img_shape"], meta["ori_shape"])
         ins = ref[b]["ins_results"]
         order = ins.scores.argsort(descending=True, stable=True)
-        assert torch.equal(ours["labels"], ins.labels[order])
-        assert torch.allclose(ours["scores"], ins.scores[order], atol=1e-6)
-        assert torch.equal(ours["masks"], ins.masks[order])
+        for masks in (resized, lazy):
+            ours = postprocess.instance_postprocess(cls_pred[b], masks, max_per_image=20, num_things=num_things)
+            assert torch.equal(ours["labels"], ins.labels[order])
+            assert torch.allclose(ours["scores"], ins.scores[order], atol=1e-6)
+            assert torch.equal(torch.stack(ours["masks"]), ins.masks[order])
+            assert torch.equal(ours["boxes"], ins.bboxes[order].long())       # mmdet's mask2bbox
         pan = ref[b]["pan_results"].sem_seg[0]                       # class + instance · OFFSET
-        ours = postprocess.panoptic_postprocess(cls_pred[b], masks, num_things=num_things)
+        ours = postprocess.panoptic_postprocess(cls_pred[b], lazy, num_things=num_things)
+        assert torch.equal(ours["segmentation"],
+                           postprocess.panoptic_postprocess(cls_pred[b], resized, num_things=num_things)["segmentation"])
         label = torch.full_like(pan, num_things + num_stuff)
         for s in ours["segments"]:
             label[ours["segmentation"] == s["id"]] = s["label"]
@@ -312,6 +319,7 @@ def test_cli_on_converted_hf_weights_uses_stored_names(cli, tmp_path, capsys):
     assert cli(args + ["--json", str(tmp_path / "r.json")]) == 0
     names = {i["name"] for i in json.loads((tmp_path / "r.json").read_text())[0]["instances"]}
     assert names and names <= {"cat", "grass", "sky"}
+    capsys.readouterr()                          # (transformers' note on the ResNet backbone)
     assert cli(args + ["--task", "panoptic"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "panoptic" in err and "stuff" in err and "--num-things" in err
@@ -319,15 +327,13 @@ def test_cli_on_converted_hf_weights_uses_stored_names(cli, tmp_path, capsys):
 
 
 @pytest.mark.parametrize("case,expected", [
-    ("missing", "no such image file"), ("gray", "mode L"), ("rgba", "mode RGBA"),
-    ("corrupt", "cannot read it as an image"), ("tiny", "at least 32"), ("task", "unknown task 'depth'")])
+    ("missing", "no such image file"), ("corrupt", "cannot read it as an image"), ("tiny", "at least 32"),
+    ("task", "--task depth: unknown task")])
 def test_bad_input_is_one_line_naming_it(cli, tmp_path, capsys, case, expected):
     from PIL import Image
     image = shapes_image(0)["image"]
-    paths = {"missing": tmp_path / "missing.png", "gray": tmp_path / "gray.png", "rgba": tmp_path / "rgba.png",
-             "corrupt": tmp_path / "corrupt.jpg", "tiny": tmp_path / "tiny.png", "task": tmp_path / "ok.png"}
-    Image.fromarray(image).convert("L").save(paths["gray"])
-    Image.fromarray(image).convert("RGBA").save(paths["rgba"])
+    paths = {"missing": tmp_path / "missing.png", "corrupt": tmp_path / "corrupt.jpg",
+             "tiny": tmp_path / "tiny.png", "task": tmp_path / "ok.png"}
     paths["corrupt"].write_bytes(b"\xff\xd8\xff not really a jpeg")
     Image.fromarray(image[:20, :40]).save(paths["tiny"])
     Image.fromarray(image).save(paths["task"])
@@ -337,15 +343,107 @@ def test_bad_input_is_one_line_naming_it(cli, tmp_path, capsys, case, expected):
     assert err.startswith("error: ") and err.count("\n") == 1 and expected in err, err
     if case != "task":
         assert str(paths[case]) in err
-    if case in ("gray", "rgba"):     # --to-rgb accepts them
-        assert cli(args + ["--to-rgb"]) == 0
+
+
+@pytest.mark.parametrize("flags,named", [
+    (["--score-threshold", "2"], "--score-threshold 2.0: expected a number from 0 to 1"),
+    (["--score-threshold", "-1"], "--score-threshold -1.0"),
+    (["--score-threshold", "nan"], "--score-threshold nan"),
+    (["--object-mask-threshold", "nan"], "--object-mask-threshold nan"),
+    (["--overlap-threshold", "1.5"], "--overlap-threshold 1.5"),
+    (["--min-probability", "-0.1"], "--min-probability -0.1"),
+    (["--resize", "0", "0"], "--resize 0 0: expected two sizes of at least 32"),
+    (["--max-input-pixels", "-1"], "--max-input-pixels -1"),
+    (["--num-things", "-2"], "--num-things -2"),
+    (["--background", "pink"], "--background pink: expected black or white"),
+    (["--device", "tpu:x"], "device 'tpu:x'"),
+    (["--no-resize", "--max-input-pixels", "1000"], "above the limit of 0.0 Mpixels"),
+    (["-o", "over.gif"], "expected a .png or .jpg"),
+    (["--json", "missing/r.json"], "the folder missing does not exist")])
+def test_every_flag_is_checked_and_named(cli, tmp_path, capsys, monkeypatch, flags, named):
+    monkeypatch.chdir(tmp_path)
+    write_png(tmp_path / "ok.png", shapes_image(0)["image"])
+    assert cli(["predict", "ok.png", *flags]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and err.count("\n") == 1 and named in err, err
+
+
+def test_nothing_is_written_unless_the_whole_run_can_succeed(cli, tmp_path, capsys, monkeypatch):
+    """`-o missing/over.png --json r.json`: refused before the model runs, `r.json` not written
+    (old: the model ran, r.json was written, then -o failed)."""
+    monkeypatch.chdir(tmp_path)
+    write_png(tmp_path / "ok.png", shapes_image(0)["image"])
+    assert cli(["predict", "ok.png", "-o", "missing/over.png", "--json", "r.json"]) == 2
+    assert "--overlay missing/over.png: the folder missing does not exist" in capsys.readouterr().err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ok.png"]
+    assert cli(["predict", "ok.png", "--json", "ok.png"]) == 2          # would overwrite its input
+    assert "is one of the input images" in capsys.readouterr().err
+
+
+def test_cuda_without_cuda_is_one_clear_line(cli, tmp_path, capsys):
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    with pytest.raises(ValueError, match="CUDA is not available on this machine"):
+        predict(shapes_image(0)["image"], device="cuda")
+    write_png(tmp_path / "ok.png", shapes_image(0)["image"])
+    assert cli(["predict", str(tmp_path / "ok.png"), "--device", "cuda"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "device 'cuda': CUDA is not available" in err
+
+
+def test_predict_takes_device_and_its_options_are_in_the_signature():
+    import inspect
+    params = inspect.signature(predict).parameters
+    for name in ("weights", "device", "task", "score_threshold", "object_mask_threshold",
+                 "overlap_threshold", "min_probability", "background"):
+        assert name in params and name in predict.__doc__
+    assert not any(p.kind == p.VAR_KEYWORD for p in params.values())
+    assert "every call" in predict.__doc__
+    sample = shapes_image(0)
+    assert predict(sample["image"], device="cpu")[0]["instances"]
+    with pytest.raises(TypeError, match=r"score_threshold '0.5': expected a number from 0 to 1, got str"):
+        predict(sample["image"], score_threshold="0.5")
+
+
+def test_predictor_keeps_its_model_across_calls(monkeypatch):
+    import m2f_teach.pretrained as pretrained
+    loads = []
+    real = pretrained.load_pretrained
+    monkeypatch.setattr(pretrained, "load_pretrained", lambda *a: loads.append(1) or real(*a))
+    predictor = Predictor.from_weights()
+    model = predictor.model
+    for _ in range(3):
+        predictor(shapes_image(0)["image"])
+    assert predictor.model is model and len(loads) == 1
+    predict(shapes_image(0)["image"])                           # predict() loads on each call
+    assert len(loads) == 2
+
+
+def test_instances_carry_boxes_in_results_and_json():
+    """Each box is its mask's extent, x1 and y1 one past the last pixel (as mmdet's
+    `mask2bbox`; checked against mmdet in `test_postprocess_matches_mmdet_fusion_head`)."""
+    sample = shapes_image(3, (100, 150))
+    result = predict(sample["image"])[0]
+    assert result["instances"]
+    for instance, item in zip(result["instances"], to_json([result])[0]["instances"]):
+        ys, xs = np.nonzero(instance["mask"].numpy())
+        assert instance["box"] == (xs.min(), ys.min(), xs.max() + 1, ys.max() + 1)
+        assert item["box"] == list(instance["box"])
+
+
+def test_broken_weights_are_an_error_not_an_empty_result():
+    predictor = Predictor.from_weights()
+    with torch.no_grad():
+        next(predictor.model.parameters()).fill_(float("nan"))
+    with pytest.raises(ValueError, match="image 0: the model's outputs contain NaN"):
+        predictor(shapes_image(0)["image"])
 
 
 def test_api_rejects_bad_arrays():
-    with pytest.raises(ValueError, match=r"shape \(50, 60\), expected \(H, W, 3\)"):
-        predict(np.zeros((50, 60), np.uint8))
-    with pytest.raises(ValueError, match=r"shape \(4, 50, 60\), expected \(3, H, W\)"):
-        predict(torch.zeros(4, 50, 60))
+    with pytest.raises(ValueError, match=r"shape \(50, 60, 2\), expected \(H, W, 3\)"):
+        predict(np.zeros((50, 60, 2), np.uint8))
+    with pytest.raises(ValueError, match=r"shape \(5, 50, 60\), expected \(3, H, W\)"):
+        predict(torch.zeros(5, 50, 60))
     with pytest.raises(TypeError, match="is not an image"):
         predict([3.5])
 
@@ -370,3 +468,83 @@ def test_labels_from_hf_know_coco_things_and_stuff(tmp_path):
     assert read_labels(path) == {"class_names": ["a", "b", "c"], "num_things": 2}
     with pytest.raises(ValueError, match="2 class names for a model with 3 classes"):
         save_checkpoint(model, tmp_path / "bad.safetensors", class_names=["a", "b"])
+
+
+def test_postprocessing_resizes_only_the_queries_it_keeps(panoptic_outputs):
+    """Memory follows what is kept: instance resizes only pairs whose class probability
+    reaches the threshold (their score = probability × a mask score ≤ 1 could not pass
+    otherwise), panoptic only the confident queries, each one alone; the results are those of
+    resizing all Q masks first."""
+    cls_pred, mask_pred = panoptic_outputs.class_queries_logits[0], panoptic_outputs.masks_queries_logits[0]
+    sizes = ((96, 128), (90, 121), (300, 400))
+    resized = postprocess.resize_mask_pred(mask_pred, *sizes)
+
+    class Counting(postprocess.MaskLogits):
+        asked: list = []
+
+        def __getitem__(self, idx):
+            self.asked.append(list(idx))
+            return super().__getitem__(idx)
+    lazy = Counting(mask_pred, *sizes)
+    probability = cls_pred.softmax(-1)[:, :-1]
+    ours = postprocess.instance_postprocess(cls_pred, lazy, score_threshold=0.5)
+    assert all(len(i) == 1 for i in Counting.asked)                                  # one at a time
+    assert sorted(q for [q] in Counting.asked) == sorted((probability >= 0.5).nonzero()[:, 0].tolist()) != []
+    full = postprocess.instance_postprocess(cls_pred, resized)                       # all Q, mmdet's way
+    keep = (full["scores"] >= 0.5) & torch.stack(full["masks"]).flatten(1).any(1)
+    assert torch.equal(ours["labels"], full["labels"][keep])
+    assert torch.equal(torch.stack(ours["masks"]), torch.stack(full["masks"])[keep])
+    Counting.asked.clear()
+    pan = postprocess.panoptic_postprocess(cls_pred, lazy, num_things=8)
+    confident = (cls_pred.softmax(-1).max(-1).values > 0.8) & (cls_pred.argmax(-1) != cls_pred.shape[1] - 1)
+    assert {q for [q] in Counting.asked} == set(confident.nonzero().flatten().tolist())
+    assert torch.equal(pan["segmentation"], postprocess.panoptic_postprocess(cls_pred, resized, num_things=8)["segmentation"])
+
+
+def test_semantic_in_bands_equals_the_full_resolution_rule(panoptic_outputs, monkeypatch):
+    """Bands of rows (a few rows each here) against all Q masks resized by `F.interpolate`
+    then one einsum: the same classes (the band resize differs only by float rounding)."""
+    cls_pred, mask_pred = panoptic_outputs.class_queries_logits[1], panoptic_outputs.masks_queries_logits[1]
+    sizes = ((96, 128), (90, 121), (301, 403))
+    resized = postprocess.resize_mask_pred(mask_pred, *sizes)
+    lazy = postprocess.MaskLogits(mask_pred, *sizes)
+    assert torch.allclose(lazy.rows(0, 301), resized, atol=1e-4)
+    reference = torch.einsum("qc,qhw->chw", cls_pred.softmax(-1)[:, :-1], resized.sigmoid()).argmax(0)
+    monkeypatch.setattr(postprocess, "BAND_BYTES", 4 * 403 * 120 * 7)            # 7 rows a band
+    banded = postprocess.semantic_postprocess(cls_pred, lazy)
+    assert (banded["segmentation"] == reference).float().mean() > 0.9999
+    assert len(reference.unique()) >= 3
+    floor = postprocess.semantic_postprocess(cls_pred, lazy, min_probability=0.6)
+    assert torch.equal(floor["segmentation"] == -1, banded["probability"] < 0.6)
+
+
+def test_semantic_leaves_the_shapes_background_unlabelled_by_default():
+    """The shipped checkpoint has no background class: with `min_probability` 0 (every pixel a
+    class, HF's and mmdet's rule) most background goes to some shape; the default 0.5 leaves
+    it at −1 and keeps the objects."""
+    sample = shapes_image(1)
+    background = torch.from_numpy(~sample["masks"].any(0))
+    default = predict(sample["image"], task="semantic")[0]["segmentation"]
+    everything = predict(sample["image"], task="semantic", min_probability=0)[0]["segmentation"]
+    assert (everything[background] >= 0).float().mean() == 1
+    assert (default[background] == -1).float().mean() > 0.9
+    for label, mask in zip(sample["labels"].tolist(), sample["masks"]):
+        assert (default[torch.from_numpy(mask)] == label).float().mean() > 0.8
+
+
+def test_overlay_label_sits_on_the_largest_component_and_scales():
+    from m2f_teach.predict.cli import overlay_paths
+    from m2f_teach.predict.overlay import font_size, label_position
+    mask = np.zeros((200, 300), bool)
+    mask[120:180, 200:280] = True                # the object
+    mask[2:4, 2:4] = True                        # stray pixels far away (pulled the old label to (2, 2))
+    x, y = label_position(mask)
+    assert 200 <= x < 280 and 120 <= y < 180
+    ring = np.zeros((100, 100), bool)
+    yy, xx = np.mgrid[:100, :100]
+    ring[((yy - 50) ** 2 + (xx - 50) ** 2 < 40 ** 2) & ((yy - 50) ** 2 + (xx - 50) ** 2 > 25 ** 2)] = True
+    assert ring[label_position(ring)[::-1]]      # on the ring, not in its hole
+    assert font_size(128, 128) == 10 and font_size(3000, 4000) > 80
+    assert overlay_paths("out/over.png", ["a/cat.jpg", "b/dog.png", "c/cat.png"]) == [
+        Path("out/over_cat.png"), Path("out/over_dog.png"), Path("out/over_cat_2.png")]
+    assert overlay_paths("over.png", ["a/cat.jpg"]) == [Path("over.png")]

@@ -13,6 +13,8 @@ SEED_SHAPES = {
     "panoptic_head.pixel_decoder.feat_projected.1": (2, 256, 64, 64),
     "panoptic_head.pixel_decoder.feat_projected.2": (2, 256, 128, 128),
     "panoptic_head.pixel_decoder.pos_embed.0": (2, 256, 32, 32),
+    "panoptic_head.pixel_decoder.padding_mask_resized.0": (2, 32, 32),
+    "panoptic_head.pixel_decoder.reference_points.0": (1024, 2),
     "panoptic_head.pixel_decoder.level_pos_embed.0": (2, 256, 32, 32),
     # 2.2
     "panoptic_head.pixel_decoder.padding_masks": (2, 21504),
@@ -23,6 +25,8 @@ SEED_SHAPES = {
     "panoptic_head.pixel_decoder.reference_points": (2, 21504, 3, 2),
     "panoptic_head.pixel_decoder.valid_ratios": (2, 3, 2),
     # 3.4 deformable attention
+    "panoptic_head.pixel_decoder.encoder.layers.0.self_attn.value": (2, 21504, 8, 32),
+    "panoptic_head.pixel_decoder.encoder.layers.0.self_attn.offset_normalizer": (3, 2),   # the seed says (3,)
     "panoptic_head.pixel_decoder.encoder.layers.0.self_attn.sampling_offsets": (2, 21504, 8, 3, 4, 2),
     "panoptic_head.pixel_decoder.encoder.layers.0.self_attn.attention_weights": (2, 21504, 8, 12),
     "panoptic_head.pixel_decoder.encoder.layers.5.self_attn.sampling_locations": (2, 21504, 8, 3, 4, 2),
@@ -42,6 +46,7 @@ SEED_SHAPES = {
     "panoptic_head.mask_embed.0": (2, 100, 256),
     "panoptic_head.mask_pred.0": (2, 100, 256, 256),
     # the seed's comment says (256, 256) for the first target size: it is level 0's (32, 32)
+    "panoptic_head.attn_mask_resized.0": (2, 100, 32, 32),
     "panoptic_head.attn_mask.0": (16, 100, 32 * 32),
     "panoptic_head.transformer_decoder.layers.0.attn_mask": (16, 100, 1024),
     "panoptic_head.transformer_decoder.layers.1.attn_mask": (16, 100, 4096),

@@ -9,7 +9,7 @@ import torch
 
 from m2f_teach import M2FConfig
 from m2f_teach.tracing import shape_only
-from m2f_teach.tracing.shape_only import SHAPE_RULES, ShapeOnlyMode, broadcast_shape
+from m2f_teach.tracing.shape_rules import SHAPE_RULES, ShapeOnlyMode, broadcast_shape
 
 aten = torch.ops.aten
 

@@ -1,8 +1,8 @@
 """The model's code reads like the seed: every line that changes a shape says the shape it makes.
 
 STYLE.md: "Every line that changes a shape ends with its shape: `# (S, B, C)`". This test reads
-the files of `m2f_teach/model/` and fails on a shape-changing call whose statement carries no
-shape comment in the glossary's letters.
+the files of `m2f_teach/model/` (backbones included) and of `m2f_teach/kernels/`, and fails on a
+shape-changing call whose statement carries no shape comment in the glossary's letters.
 """
 import ast
 import io
@@ -12,9 +12,11 @@ from pathlib import Path
 
 import pytest
 
+import m2f_teach.kernels
 import m2f_teach.model
 
 MODEL_DIR = Path(m2f_teach.model.__file__).parent
+KERNELS_DIR = Path(m2f_teach.kernels.__file__).parent
 SHAPE_CHANGING = {"view", "reshape", "permute", "flatten", "transpose", "einsum", "repeat", "split",
                   "cat", "stack", "unsqueeze", "unbind"}
 # a shape comment: "# (B, S_q, nH, L, P, 2)", "# L × (B, C, H_l, W_l)", "# (Q, B, C) -> (B, Q, C)"
@@ -53,10 +55,12 @@ def missing_shape_comments(path: Path) -> list[str]:
     return missing
 
 
-MODEL_FILES = sorted(p for p in MODEL_DIR.glob("*.py") if p.name != "__init__.py")
+MODEL_FILES = sorted(p for p in MODEL_DIR.rglob("*.py") if p.name != "__init__.py")
+KERNEL_FILES = sorted(p for p in KERNELS_DIR.glob("*.py"))
 
 
-@pytest.mark.parametrize("path", MODEL_FILES, ids=lambda p: p.name)
+@pytest.mark.parametrize("path", MODEL_FILES + KERNEL_FILES,
+                         ids=lambda p: f"{p.parent.name}/{p.name}")
 def test_every_shape_changing_line_in_the_model_states_its_shape(path):
     assert missing_shape_comments(path) == []
 
@@ -68,11 +72,36 @@ def test_the_style_check_finds_a_line_without_a_shape(tmp_path):
     assert missing_shape_comments(bad) == ["bad.py:1: view: x = y.view(B, S, nH, D)"]
 
 
+def imported_rooms(path: Path, package_dir: Path) -> set[str]:
+    """The m2f_teach rooms (`model`, `kernels`, `tracing`, ...) a file imports from, relative or absolute."""
+    package = ["m2f_teach", *path.parent.relative_to(package_dir).parts]
+    rooms = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package[:len(package) - node.level + 1]
+                names = [base + (node.module.split(".") if node.module else [a.name]) for a in node.names]
+            else:
+                names = [node.module.split(".")]
+        elif isinstance(node, ast.Import):
+            names = [a.name.split(".") for a in node.names]
+        else:
+            continue
+        rooms |= {name[1] if len(name) > 1 else "" for name in names if name[0] == "m2f_teach"}
+    return rooms
+
+
 def test_the_model_imports_none_of_the_tools():
+    """The model room imports only itself and the kernels room; the kernels import nothing of ours."""
+    package_dir = MODEL_DIR.parent
     for path in MODEL_FILES:
-        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-            if isinstance(node, ast.ImportFrom):
-                assert node.level <= 1, f"{path.name} imports from outside model/: {node.module}"
-                assert not (node.module or "").startswith("m2f_teach"), f"{path.name} imports {node.module}"
-            if isinstance(node, ast.Import):
-                assert not any(a.name.startswith("m2f_teach") for a in node.names), path.name
+        assert imported_rooms(path, package_dir) <= {"model", "kernels"}, path.name
+    for path in KERNEL_FILES:
+        assert imported_rooms(path, package_dir) <= {"kernels"}, path.name
+
+
+def test_the_room_check_sees_an_import_of_a_tool(tmp_path):
+    model = tmp_path / "m2f_teach" / "model" / "backbones"
+    model.mkdir(parents=True)
+    (model / "bad.py").write_text("from ...tracing import trace\nfrom ..tap import Tap\n", encoding="utf-8")
+    assert imported_rooms(model / "bad.py", tmp_path / "m2f_teach") == {"tracing", "model"}

@@ -32,13 +32,13 @@ def test_markdown_table_has_the_seed_rows(seed_trace):
 
 def test_uncollapsed_has_one_row_per_tensor(seed_trace):
     table = seed_trace.table(collapse=False)
-    assert len(table) == len(seed_trace.tensors) == 176  # 131 + 9 layers × (3 cross-attention + 2 self-attention)
-    assert len(seed_trace.table()) < 70          # 61 rows: repeated layers collapse
+    assert len(table) == len(seed_trace.tensors) == 204  # 159 + 9 layers × (3 cross-attention + 2 self-attention)
+    assert len(seed_trace.table()) < 80          # 72 rows: repeated layers collapse
 
 
 def test_json_table_has_one_object_per_traced_tensor(seed_trace):
     rows = json.loads(seed_trace.table(collapse=False).to_json())
-    assert len(rows) == 176  # 131 + 9 layers × (3 cross-attention + 2 self-attention)
+    assert len(rows) == 204  # 159 + 9 layers × (3 cross-attention + 2 self-attention)
     first = rows[0]
     assert {"name", "shape", "symbolic", "step", "note"} <= first.keys()
     by_name = {r["name"]: r for r in rows}
@@ -56,7 +56,7 @@ def test_table_command_writes_each_format(capsys, tmp_path):
     out = run_cli(capsys, "table", "--preset", "small", "--format", "csv")
     rows = list(csv.reader(io.StringIO(out)))
     assert rows[0][:4] == ["step", "name", "symbolic", "shape"]
-    assert len(rows) == 1 + 176
+    assert len(rows) == 1 + 204
     out = run_cli(capsys, "table", "--image-size", "512", "768", "--batch-size", "1", "--format", "json")
     rows = {r["name"]: r for r in json.loads(out)}
     assert rows["panoptic_head.pixel_decoder.encoder_inputs"]["shape"] == [16 * 24 + 32 * 48 + 64 * 96, 1, 256]

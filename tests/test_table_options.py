@@ -131,7 +131,8 @@ def test_table_options_combine_in_one_command(capsys):
                   "--steps", "3.4", "--short-names", "--lang", "both")
     rows = markdown_rows(out)
     assert rows[0] == ["step / 步骤", "name / 名称", "shape / 形状"]
-    assert rows[1] == ["3.4 deformable attention / 可变形注意力", "`sampling_offsets ×6`", "(2, 336, 8, 3, 4, 2)"]
+    assert rows[1] == ["3.4 deformable attention / 可变形注意力", "`value ×6`", "(2, 336, 8, 8)"]   # small: D = 64/8
+    assert rows[2] == ["3.4 deformable attention / 可变形注意力", "`sampling_offsets ×6`", "(2, 336, 8, 3, 4, 2)"]
     out = run_cli(capsys, "table", "--preset", "small", "--only", "*.encoder.layers.*",
                   "--format", "csv", "--columns", "name,count")
     assert out.splitlines()[0] == "name,×" and "panoptic_head.pixel_decoder.encoder.layers.0.output,1" in out

@@ -105,7 +105,7 @@ def test_extra_sizes_in_symbolic():
 
 
 def test_trace_repr_and_html(seed_trace):
-    assert repr(seed_trace).startswith("<Trace on meta: 176 tensors")
+    assert repr(seed_trace).startswith("<Trace on meta: 204 tensors")
     html = seed_trace._repr_html_()
     assert html.startswith("<table") and "sampling_offsets" in html
 

@@ -335,3 +335,52 @@ def test_cross_attention_explorer_redraws_on_each_control(viz_trace, model):
     assert "layer 4, level 1" in explorer.text and "head 5" in explorer.text
     d = viz.cross_attention_data(viz_trace, 4, 3, head=5)
     assert f"largest weight {d['weights'].max():.2f}" in explorer.text
+
+
+def test_a_point_is_off_the_map_exactly_when_grid_sample_reads_zero_there():
+    torch.manual_seed(0)
+    shapes = [(4, 4), (3, 5)]
+    locations = torch.rand(500, 2, 1, 2) * 2 - 0.5                                 # (N, L, P, 2) in [−0.5, 1.5)
+    off = viz.off_map(locations, shapes)                                           # (N, L, P)
+    for l, (h, w) in enumerate(shapes):
+        ones = torch.ones(1, 1, h, w)
+        grid = 2 * locations[None, :, l] - 1                                       # (1, N, P, 2)
+        mass = torch.nn.functional.grid_sample(ones, grid, align_corners=False)[0, 0]   # (N, P)
+        assert torch.equal(off[:, l], mass == 0)
+    assert 0.2 < float(off.float().mean()) < 0.8
+
+
+def test_off_map_share_is_the_weight_on_points_that_read_zero(viz_trace):
+    layer = 1
+    prefix = f"panoptic_head.pixel_decoder.encoder.layers.{layer}.self_attn."
+    locations = viz_trace.value(prefix + "sampling_locations")                     # (B, S, nH, L, P, 2)
+    B, S, nH, L, P, _ = locations.shape
+    weights = viz_trace.value(prefix + "attention_weights").view(B, S, nH, L, P)
+    expected = 0.0
+    for l, (h, w) in enumerate(CONFIG.spatial_shapes):
+        ones = torch.ones(B * nH, 1, h, w)
+        grid = 2 * locations[:, :, :, l].permute(0, 2, 1, 3, 4).flatten(0, 1) - 1    # (B·nH, S, P, 2)
+        mass = torch.nn.functional.grid_sample(ones, grid, align_corners=False)[:, 0]  # (B·nH, S, P)
+        expected += float((weights[:, :, :, l].permute(0, 2, 1, 3).flatten(0, 1) * (mass == 0)).sum()) / (B * S * nH)
+    share = viz.off_map_share(viz_trace, layer)
+    assert abs(share["total"] - expected) < 1e-5 and abs(sum(share["per_level"]) - share["total"]) < 1e-6
+    assert share["total"] > 0.05                                                   # the small levels lose points
+
+
+def test_the_deformable_explorer_counts_the_points_off_the_map(viz_trace):
+    explorer = viz.deformable_explorer(viz_trace)
+    explorer.set(layer=0, level=0, x=0, y=0)
+    assert "off the map" in explorer.text
+
+
+def test_plot_maps_draws_one_panel_per_map_and_the_picture(viz_trace):
+    maps = {"memory 2": viz_trace.value("panoptic_head.pixel_decoder.multi_scale_memories.2"),
+            "mask_features": viz_trace.value("panoptic_head.pixel_decoder.mask_features")[0]}
+    figure = viz.plot_maps(maps, image=viz.sample_photo(CONFIG.image_size))
+    titles = [ax.get_title() for ax in figure.axes if ax.get_title()]
+    assert len(titles) == 3 and titles[1].startswith("memory 2") and titles[2].startswith("mask_features")
+
+
+def test_the_attention_mask_explorer_opens_on_the_query_asked_for(viz_trace):
+    explorer = viz.attention_mask_explorer(viz_trace, query=3, layer=2)
+    assert (explorer.controls["query"].value, explorer.controls["layer"].value) == (3, 2)

@@ -7,9 +7,9 @@
 
 Command line: `python -m m2f_teach convert --from hf|mmdet SRC --output FILE.safetensors`.
 """
+from ..model.backbones import HFBackbone
 from .checkpoint import load_checkpoint, read_checkpoint, read_state_dict, save_checkpoint
 from .hf import config_from_hf, from_hf, state_dict_from_hf
-from .hf_backbone import HFBackbone
 from .mmdet import config_from_mmdet, from_mmdet, state_dict_from_mmdet
 from .strict import ConversionError, load_strict
 

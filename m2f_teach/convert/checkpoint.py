@@ -22,7 +22,7 @@ from safetensors.torch import load_file, safe_open, save_file
 from ..files import atomic_write
 from ..model.config import M2FConfig
 from ..model import Mask2Former
-from .hf_backbone import HFBackbone
+from ..model.backbones import HFBackbone, build_backbone
 from .strict import ConversionError, load_strict
 
 FORMAT = "m2f-teach/1"
@@ -103,6 +103,8 @@ def describe_file(path: Path) -> str:
         head = fh.read(16)
     if head.startswith(b"PK\x03\x04"):
         return "it is a zip archive, as torch.save writes (a .pth/.pt file), not a .safetensors file"
+    if size >= 9 and head[8:9] == b"{" and struct.unpack("<Q", head[:8])[0] <= size - 8:
+        return f"its contents do not match its header ({size} bytes; truncated or damaged)"
     if head[:1] == b"\x80" and size > 2:
         return "it is a Python pickle (an old torch.save .pth file), not a .safetensors file"
     if size < 8:
@@ -115,9 +117,22 @@ def describe_file(path: Path) -> str:
     return f"its contents do not match its header ({size} bytes; truncated or damaged)"
 
 
+def check_device(device, what: str = "device"):
+    """A `ValueError` naming `device` when this torch cannot put tensors there (before any file is read)."""
+    try:
+        parsed = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise ValueError(f"{what}={device!r}: not a device (expected 'cpu', 'cuda', 'cuda:N', ...)") from None
+    if parsed.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"{what}={device!r}: this torch sees no CUDA device; load on 'cpu'")
+    if parsed.type == "cuda" and parsed.index is not None and parsed.index >= torch.cuda.device_count():
+        raise ValueError(f"{what}={device!r}: this torch sees {torch.cuda.device_count()} CUDA device(s)")
+
+
 def read_safetensors(path: str | os.PathLike, what: str = "weights", device: str = "cpu") -> dict[str, torch.Tensor]:
     """`safetensors.torch.load_file`, with errors that name the file and say what it looks like."""
     path = Path(path)
+    check_device(device, what="map_location" if what == "checkpoint" else "device")
     if not path.is_file():
         raise FileNotFoundError(f"{what} {path}: no such file")
     try:
@@ -153,6 +168,7 @@ def load_checkpoint(path: str | os.PathLike, map_location: str = "cpu") -> Mask2
     rules) and every tensor's shape against it, so a file that claims a huge model fails at once.
     """
     path = Path(path)
+    check_device(map_location, "map_location")
     if not path.is_file():
         hint = ("; it is a directory" if path.is_dir() else
                 f"; make one with `python -m m2f_teach convert --from hf|mmdet SRC --output {path.name}`")
@@ -175,11 +191,34 @@ def load_checkpoint(path: str | os.PathLike, map_location: str = "cpu") -> Mask2
         if missing or unexpected or mismatched:
             from .strict import key_report
             raise ConversionError(key_report(missing, unexpected, mismatched, f"{path} (against its stored config)"))
-    model = Mask2Former(config)
-    if "m2f_teach.hf_backbone" in metadata:
-        model.backbone = HFBackbone.from_config_json(metadata["m2f_teach.hf_backbone"])
+    hf_backbone = metadata.get("m2f_teach.hf_backbone")
+    backbone = hf_backbone_from_metadata(hf_backbone, path, config) if hf_backbone is not None else None
+    model = Mask2Former(config, backbone=backbone)
     load_strict(model, read_safetensors(path, "checkpoint", device=map_location), str(path))
     return model.eval()
+
+
+def hf_backbone_from_metadata(text: str, path: Path, config: M2FConfig) -> HFBackbone:
+    """The HF backbone a checkpoint's `m2f_teach.hf_backbone` metadata describes; errors name `path`
+    and the model type (not the hundreds of types transformers knows)."""
+    try:
+        values = json.loads(text)
+    except json.JSONDecodeError as err:
+        raise ConversionError(f"{path}: its m2f_teach.hf_backbone metadata is not valid JSON ({err})") from None
+    model_type = values.get("model_type") if isinstance(values, dict) else None
+    try:
+        import transformers
+        from transformers import CONFIG_MAPPING
+    except ImportError:
+        raise ImportError(f"{path} uses a HF transformers backbone ({model_type}): pip install transformers") from None
+    if model_type not in CONFIG_MAPPING:
+        raise ConversionError(f"{path}: its HF backbone has model_type {model_type!r}, which transformers "
+                              f"{transformers.__version__} does not know (a newer transformers may)")
+    try:
+        return build_backbone(config, text)
+    except (ValueError, TypeError, KeyError) as err:
+        raise ConversionError(f"{path}: cannot rebuild its {model_type} backbone from the stored HF config "
+                              f"({type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''})") from None
 
 
 def read_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:

@@ -107,12 +107,28 @@ def load_hf_model(src: str, cache_dir=None):
         from transformers import Mask2FormerForUniversalSegmentation
     except ImportError:
         raise ConversionError("--from hf needs transformers: pip install transformers") from None
+    from transformers.utils import logging as hf_logging
+    from .strict import key_report
     folder = resolve_hf_source(src, cache_dir)
+    verbosity, bar = hf_logging.get_verbosity(), hf_logging.is_progress_bar_enabled()
+    hf_logging.set_verbosity_error()            # its own load report would precede our one line
+    hf_logging.disable_progress_bar()
     try:
         with hf_offline():
-            return Mask2FormerForUniversalSegmentation.from_pretrained(str(folder), local_files_only=True).eval()
-    except OSError as err:
+            model, info = Mask2FormerForUniversalSegmentation.from_pretrained(
+                str(folder), local_files_only=True, ignore_mismatched_sizes=True, output_loading_info=True)
+    except (OSError, RuntimeError, ValueError) as err:
         raise ConversionError(f"{src}: cannot load the HF model from {folder} ({str(err).splitlines()[0]})") from None
+    finally:
+        hf_logging.set_verbosity(verbosity)
+        if bar:
+            hf_logging.enable_progress_bar()
+    # HF fills what does not fit with random values; here that is an error naming each key
+    missing, mismatched = sorted(info["missing_keys"]), sorted(info["mismatched_keys"])
+    if missing or mismatched:
+        raise ConversionError(key_report(missing, [], mismatched, f"{folder}: its weights do not fit its "
+                                                                  f"config.json"))
+    return model.eval()
 
 
 def run(args) -> int:
@@ -182,7 +198,12 @@ def run_compare(args) -> int:
         if not args.config:
             raise ValueError("--mmdet needs --config: the mmdet config file the weights were trained with")
         from .checkpoint import read_state_dict
-        rows = mmdet_comparison(read_state_dict(args.mmdet), args.config, images, args.tolerance)
+        from .strict import ConversionError
+        state_dict = read_state_dict(args.mmdet)
+        try:
+            rows = mmdet_comparison(state_dict, args.config, images, args.tolerance)
+        except (ValueError, TypeError, ConversionError, RuntimeError, KeyError) as err:
+            raise ValueError(f"--mmdet {args.mmdet} with --config {args.config}: {err}") from None
         source = "mmdetection"
     sys.stdout.write(render(rows, source))
     return 0 if all(r["ok"] for r in rows) else 1

@@ -153,12 +153,18 @@ def build_mmdet_model(state_dict, config):
     cfg = _mmdet_model_cfg(config)
     cfg.backbone["init_cfg"] = None                  # nothing to download: the weights come next
     model = MODELS.build(cfg).eval()
-    # the mmdet 3.x names (2.x checkpoints are renamed the way `convert` does)
-    missing, unexpected = model.load_state_dict(state_dict_from_mmdet(state_dict), strict=False)
-    missing = [k for k in missing if "num_batches_tracked" not in k]
-    if missing or unexpected:
-        raise ValueError(f"the checkpoint does not fit the mmdet config: {len(missing)} missing "
-                         f"(e.g. {missing[:2]}), {len(unexpected)} unexpected (e.g. {unexpected[:2]})")
+    # the mmdet 3.x names (2.x checkpoints are renamed the way `convert` does), every key and
+    # shape checked first: load_state_dict's own error lists hundreds of lines without the files
+    state_dict, expected = state_dict_from_mmdet(state_dict), model.state_dict()
+    missing = [k for k in expected if k not in state_dict and "num_batches_tracked" not in k]
+    unexpected = [k for k in state_dict if k not in expected]
+    mismatched = [(k, state_dict[k].shape, expected[k].shape) for k in expected
+                  if k in state_dict and state_dict[k].shape != expected[k].shape]
+    if missing or unexpected or mismatched:
+        from .strict import ConversionError, key_report
+        raise ConversionError(key_report(missing, unexpected, mismatched, "the weights into the model the mmdet "
+                                                                          "config describes", limit=5))
+    model.load_state_dict(state_dict, strict=False)
     return model
 
 

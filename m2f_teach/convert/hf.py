@@ -37,7 +37,7 @@ import torch
 
 from ..model.config import M2FConfig
 from ..model import Mask2Former
-from .hf_backbone import HFBackbone
+from ..model.backbones import HFBackbone
 from .strict import ConversionError, key_report, load_strict
 
 # consumed by name: used by HF's training loss only
@@ -87,8 +87,9 @@ def config_from_hf(hf_config, image_size=(1024, 1024), batch_size: int = 2) -> M
         stages = tuple((int(d), int(h) // 4) for d, h in zip(backbone_config.depths, backbone_config.hidden_sizes))
         in_channels = _get(backbone_config, "num_channels", 3)
     else:
-        # a HF backbone kept as it is: only its output channels matter to the pixel decoder,
-        # and our config records them as 4·width (blocks are unused)
+        # a HF backbone kept as it is: the pixel decoder reads its channels from `HFBackbone`;
+        # the stored config records them as ResNet stages of width C_i/4 (blocks unused), so that
+        # tables and checkpoints name the same sizes
         channels = _channels_of_hf_backbone(backbone_config)
         need(all(c % 4 == 0 for c in channels), f"backbone channels {channels} must be multiples of 4")
         stem, stages = 64, tuple((1, c // 4) for c in channels)
@@ -243,15 +244,16 @@ def from_hf(hf_model=None, *, state_dict=None, config=None, image_size=(1024, 10
     else:
         raise TypeError("from_hf needs a HF model, or state_dict= and config= (its Mask2FormerConfig)")
     m2f_config = config_from_hf(hf_config, image_size=image_size)
-    model = Mask2Former(m2f_config)
     resnet = is_resnet_backbone(hf_config)
+    backbone = None                                  # our ResNet, built from the config
     if not resnet:
         if hf_model is not None:
             body = copy.deepcopy(hf_model.model.pixel_level_module.encoder)
         else:
             from transformers import AutoBackbone
             body = AutoBackbone.from_config(hf_config.backbone_config)
-        model.backbone = HFBackbone(body, m2f_config.strides)
+        backbone = HFBackbone(body, m2f_config.strides)
+    model = Mask2Former(m2f_config, backbone=backbone)
     ours = state_dict_from_hf(hf_state_dict, m2f_config, resnet=resnet)
     load_strict(model, ours, "converted HF Mask2Former")
     return model.eval()

@@ -2,7 +2,9 @@
 
 A converter renames keys; a rename that is wrong shows up as a key the model does not have
 (*unexpected*) and a parameter nobody filled (*missing*). `load_strict` lists both, by name,
-plus any shape that does not match, and loads nothing unless all three lists are empty.
+plus any shape that does not match, and loads nothing unless all three lists are empty. A
+value `load_state_dict` would take silently is refused too, by key: an integer tensor where the
+model holds floats (it would be cast), a NaN or an infinity.
 """
 from __future__ import annotations
 
@@ -43,8 +45,23 @@ def check_keys(model: nn.Module, state_dict: Mapping[str, torch.Tensor], source:
         raise ConversionError(key_report(missing, unexpected, mismatched, source))
 
 
+def check_values(model: nn.Module, state_dict: Mapping[str, torch.Tensor], source: str = "checkpoint"):
+    """Raise `ConversionError` naming the first key whose tensor is not floating point where the
+    model's is, or holds NaN or infinite values (keys as `check_keys` left them)."""
+    for key, want in model.state_dict().items():
+        got = state_dict[key]
+        if want.is_floating_point() and not got.is_floating_point():
+            raise ConversionError(f"cannot load {source}: {key} is {str(got.dtype).replace('torch.', '')}, "
+                                  f"expected floating-point weights (a cast would hide a wrong file)")
+        if got.is_floating_point() and got.device.type != "meta" and not torch.isfinite(got).all():
+            bad = int((~torch.isfinite(got)).sum())
+            raise ConversionError(f"cannot load {source}: {key} holds {bad} NaN or infinite values "
+                                  f"(of {got.numel()}): the weights are damaged or come from a diverged run")
+
+
 def load_strict(model: nn.Module, state_dict: Mapping[str, torch.Tensor], source: str = "checkpoint"):
-    """`check_keys`, then `load_state_dict(strict=True)`; returns the model."""
+    """`check_keys` and `check_values`, then `load_state_dict(strict=True)`; returns the model."""
     check_keys(model, state_dict, source)
+    check_values(model, state_dict, source)
     model.load_state_dict(dict(state_dict), strict=True)
     return model

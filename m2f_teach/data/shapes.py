@@ -87,18 +87,19 @@ def textured_background(rng: np.random.Generator, image_size) -> np.ndarray:
 
 
 def draw_sample(index: int, seed: int = 0, image_size=(128, 128), max_objects: int = 4,
-                min_visible: float = 0.6, size_range=(0.12, 0.24)) -> dict:
+                min_visible: float = 0.6, size_range=(0.12, 0.24), min_objects: int = 1) -> dict:
     """One sample: `image (H, W, 3)` uint8, `masks (N_gt, H, W)` bool, `labels (N_gt,)` int64.
 
     * `index`, `seed`: the sample is a function of these two alone.
-    * `max_objects`: 1 to `max_objects` objects are placed.
+    * `min_objects`, `max_objects`: `min_objects` (1 by default) to `max_objects` objects are
+      tried (one that finds no place in 20 attempts is left out).
     * `min_visible`: an object is placed only if every object keeps this fraction of its area.
     * `size_range`: the outer radius as a fraction of min(H, W).
     """
     H, W = image_size
     rng = np.random.default_rng((seed, index))
     image = textured_background(rng, image_size)
-    num_objects = int(rng.integers(1, max_objects + 1))
+    num_objects = int(rng.integers(min_objects, max_objects + 1))
     full_masks, visible_masks, labels, colours = [], [], [], []
     for _ in range(num_objects):
         for _attempt in range(20):
@@ -149,11 +150,15 @@ class ShapesDataset(Dataset):
     `labels (N_gt,)` int64. Use different seeds for training and held-out sets.
     """
 
-    def __init__(self, num_images: int, seed: int = 0, image_size=(128, 128), max_objects: int = 4):
+    def __init__(self, num_images: int, seed: int = 0, image_size=(128, 128), max_objects: int = 4,
+                 min_objects: int = 1):
+        if not 1 <= min_objects <= max_objects:
+            raise ValueError(f"objects per image {min_objects} to {max_objects}: expected 1 ≤ min ≤ max")
         self.num_images = num_images
         self.seed = seed
         self.image_size = tuple(image_size)
         self.max_objects = max_objects
+        self.min_objects = min_objects
 
     def __len__(self):
         return self.num_images
@@ -161,7 +166,8 @@ class ShapesDataset(Dataset):
     def __getitem__(self, index: int) -> dict:
         if not 0 <= index < self.num_images:
             raise IndexError(f"index {index} out of range for {self.num_images} images")
-        sample = draw_sample(index, self.seed, self.image_size, self.max_objects)
+        sample = draw_sample(index, self.seed, self.image_size, self.max_objects,
+                             min_objects=self.min_objects)
         return dict(image=normalise_pixels(torch.from_numpy(sample["image"]).permute(2, 0, 1).float()),  # (3, H, W)
                     masks=torch.from_numpy(sample["masks"]),                    # (N_gt, H, W)
                     labels=torch.from_numpy(sample["labels"]))                  # (N_gt,)

@@ -16,6 +16,16 @@ from dataclasses import dataclass, field
 RESNET50_STAGES = ((3, 64), (4, 128), (6, 256), (3, 512))
 
 
+def image_size_error(H: int, W: int) -> str | None:
+    """What is wrong with an image size `H×W` and the nearest size that works, or None when it
+    works: positive multiples of 32, the backbone's largest stride. The one form of that check
+    (the config's `image_size`, the model's images, the export's `--image-size`)."""
+    if H > 0 and W > 0 and H % 32 == 0 and W % 32 == 0:
+        return None
+    return (f"must be positive multiples of 32 (the backbone's largest stride), got {H}×{W}; "
+            f"try {max(32, round(H / 32) * 32)}×{max(32, round(W / 32) * 32)}")
+
+
 @dataclass
 class M2FConfig:
     # input
@@ -98,6 +108,22 @@ class M2FConfig:
         H, W = self.image_size
         return H // self.strides[0], W // self.strides[0]
 
+    def estimated_parameters(self) -> int:
+        """About how many numbers the model's weights hold (within a few %; nothing built), so a
+        size that cannot fit is refused before any memory is taken."""
+        C, K, L = self.feat_channels, self.num_classes + 1, self.num_levels
+        n = self.in_channels * self.stem_channels * 49                        # backbone stem
+        previous = self.stem_channels
+        for blocks, width in self.backbone_stages:                           # bottlenecks, expansion 4
+            n += previous * 4 * width + blocks * (9 * width * width + 8 * width * width) + (previous - 4 * width) * width
+            previous = 4 * width
+        n += sum(self.backbone_channels) * C + 9 * C * C + C * self.out_channels  # projections, FPN, mask features
+        if self.deformable_encoder:                                          # offsets, weights, value/out, FFN
+            n += self.num_encoder_layers * (3 * C * self.num_heads * L * self.num_points + 2 * C * C
+                                            + 2 * C * self.encoder_ffn_channels)
+        n += self.num_decoder_layers * (8 * C * C + 2 * C * self.decoder_ffn_channels)  # self, cross, FFN
+        return n + 2 * self.num_queries * C + L * C + C * K + 2 * C * C + C * self.out_channels  # queries, heads
+
     def symbols(self) -> dict[str, int]:
         """Glossary letters and their values at this configuration."""
         H, W = self.image_size
@@ -118,9 +144,7 @@ class M2FConfig:
 
         need(len(self.image_size) == 2, f"image_size must be (H, W), got {self.image_size!r}")
         H, W = self.image_size
-        need(H > 0 and W > 0 and H % 32 == 0 and W % 32 == 0,
-             f"image_size must be positive multiples of 32 (the backbone's stride), got {H}×{W}; "
-             f"try {max(32, round(H / 32) * 32)}×{max(32, round(W / 32) * 32)}")
+        need(image_size_error(H, W) is None, f"image_size {image_size_error(H, W)}")
         for name in ("frozen_backbone_norm", "reset_all_blocked", "masked_attention", "deformable_encoder"):
             need(isinstance(getattr(self, name), bool),
                  f"{name} must be True or False, got {getattr(self, name)!r}")

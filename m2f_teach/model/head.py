@@ -28,14 +28,14 @@ class Mask2FormerHead(nn.Module):
     (`self.pixel_decoder(feats)`), then this head's `forward(mask_features, multi_scale_memories)`:
     `cls_pred_list`: 1 + N_dec × `(B, Q, K)` and `mask_pred_list`: 1 + N_dec × `(B, Q, Hm, Wm)`."""
 
-    def __init__(self, config: M2FConfig):
+    def __init__(self, config: M2FConfig, in_channels: tuple[int, ...] | None = None):
         super().__init__()
         self.config = config
         C = config.feat_channels
         self.num_heads = config.num_heads
         self.num_levels = config.num_levels                    # L
         self.num_decoder_layers = config.num_decoder_layers
-        self.pixel_decoder = MSDeformAttnPixelDecoder(config)
+        self.pixel_decoder = MSDeformAttnPixelDecoder(config, in_channels)
         self.transformer_decoder = Mask2FormerTransformerDecoder(config)
         self.decoder_positional_encoding = SinePositionalEncoding(config.num_pos_feats, config.temperature)
         self.query_embed = nn.Embedding(config.num_queries, C)
@@ -65,7 +65,10 @@ class Mask2FormerHead(nn.Module):
         mask_embed = tap(self.mask_embed(decoder_out), "mask_embed", "B Q C_m", index=index)  # (B, Q, C_m)
         mask_pred = torch.einsum("bqc,bchw->bqhw", mask_embed, mask_features)            # (B, Q, Hm, Wm)
         mask_pred = tap(mask_pred, "mask_pred", "B Q Hm Wm", index=index)
-        attn_mask = attention_mask(mask_pred, attn_mask_target_size, self.num_heads)     # (B·nH, Q, H_l·W_l)
+        def resized(logits):   # the seed's attn_mask before flattening: mask logits at the level's size
+            return tap(logits, "attn_mask_resized", "B Q H_l W_l", index=index, level=level)
+
+        attn_mask = attention_mask(mask_pred, attn_mask_target_size, self.num_heads, resized)  # (B·nH, Q, H_l·W_l)
         attn_mask = tap(attn_mask, "attn_mask", "B*nH Q H_l*W_l", index=index, level=level)
         return cls_pred, mask_pred, attn_mask
 

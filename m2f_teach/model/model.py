@@ -6,15 +6,41 @@
 """
 from __future__ import annotations
 
+import os
 import warnings
 
 import torch
 from torch import nn
 
-from .backbone import ResNet
-from .config import M2FConfig
+from .backbones import build_backbone
+from .config import M2FConfig, image_size_error
 from .head import Mask2FormerHead
 from .tap import Tap
+
+
+def memory_of(device: torch.device) -> int | None:
+    """Bytes of memory on `device` (a GPU's, or the machine's RAM); None where unknown."""
+    if device.type == "cuda":
+        return torch.cuda.get_device_properties(device).total_memory
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, ValueError, OSError):
+        return None
+
+
+def check_fits(config: M2FConfig):
+    """Refuse, before any allocation, a configuration whose weights alone exceed the memory of the
+    device they would be made on (`meta`: shapes only, always fits)."""
+    device = torch.empty(0).device
+    if device.type == "meta":
+        return
+    numbers = config.estimated_parameters()
+    needed, available = numbers * torch.get_default_dtype().itemsize, memory_of(device)
+    if available is not None and needed > available:
+        raise ValueError(f"this configuration's weights alone need about {needed / 2**30:,.0f} GiB ({numbers:.2e} "
+                         f"numbers at Q={config.num_queries}, C={config.feat_channels}, K={config.num_classes + 1}); "
+                         f"{device.type} has {available / 2**30:,.0f} GiB. Look at its shapes on the meta device: "
+                         f"trace_shapes(config) or `with torch.device('meta'): Mask2Former(config)`")
 
 
 def _tracing() -> bool:
@@ -27,13 +53,21 @@ _META_HINT = {"meta": " (meta: shapes only, no values; trace_shapes(config) trac
 
 
 class Mask2Former(nn.Module):
-    """`images (B, C_in, H, W)`, H and W multiples of 32 → `(cls_pred_list, mask_pred_list)`."""
+    """`images (B, C_in, H, W)`, H and W multiples of 32 → `(cls_pred_list, mask_pred_list)`.
 
-    def __init__(self, config: M2FConfig | None = None):
+    `backbone`: default `build_backbone(config)` (`model/backbones/`); the pixel decoder reads
+    its `channels` and `strides`.
+    """
+
+    def __init__(self, config: M2FConfig | None = None, backbone: nn.Module | None = None):
         super().__init__()
         self.config = config = config if config is not None else M2FConfig()
-        self.backbone = ResNet(config)
-        self.panoptic_head = Mask2FormerHead(config)
+        check_fits(config)
+        self.backbone = backbone if backbone is not None else build_backbone(config)
+        if tuple(self.backbone.strides) != config.strides:
+            raise ValueError(f"backbone strides {tuple(self.backbone.strides)} differ from the config's "
+                             f"{config.strides}: the levels' sizes follow from the config's")
+        self.panoptic_head = Mask2FormerHead(config, self.backbone.channels)
         self.tap = Tap()
 
     def check_images(self, images):
@@ -58,10 +92,8 @@ class Mask2Former(nn.Module):
         if C != self.config.in_channels:
             raise ValueError(f"images has {C} channels (shape {tuple(images.shape)}), expected "
                              f"{self.config.in_channels}: (B, {self.config.in_channels}, H, W)")
-        if H % 32 or W % 32 or H == 0 or W == 0:
-            raise ValueError(f"image size {H}×{W} (shape {tuple(images.shape)}) must be a positive "
-                             f"multiple of 32, the backbone's largest stride; try "
-                             f"{max(32, round(H / 32) * 32)}×{max(32, round(W / 32) * 32)}")
+        if image_size_error(H, W) is not None:
+            raise ValueError(f"image size {H}×{W} (shape {tuple(images.shape)}) {image_size_error(H, W)}")
         if B == 0:
             raise ValueError(f"images has batch size 0 (shape {tuple(images.shape)})")
         if not images.is_floating_point():

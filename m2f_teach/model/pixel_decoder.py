@@ -48,18 +48,21 @@ class MSDeformAttnPixelDecoder(nn.Module):
     `mask_features (B, C_m, Hm, Wm)` and `multi_scale_memories`: L maps `(B, C, H_l, W_l)`.
 
     With `config.deformable_encoder=False` (an ablation) it is FPN only: `encoder`,
-    `positional_encoding` and `level_encoding` are None and the projected maps skip step 3.3."""
+    `positional_encoding` and `level_encoding` are None and the projected maps skip step 3.3.
 
-    def __init__(self, config: M2FConfig):
+    `in_channels`: the backbone's `channels`, C_i per map (default: the config's ResNet's)."""
+
+    def __init__(self, config: M2FConfig, in_channels: tuple[int, ...] | None = None):
         super().__init__()
         self.config = config
         C, G = config.feat_channels, config.num_groups
-        self.num_input_levels = len(config.backbone_channels)
+        in_channels = tuple(in_channels) if in_channels is not None else config.backbone_channels
+        self.num_input_levels = len(in_channels)
         self.num_levels = config.num_levels                    # L, the encoder's levels
         self.strides = config.strides
         # input_convs[i] projects level i, low resolution first: 2048 → C, 1024 → C, 512 → C
         self.input_convs = nn.ModuleList(
-            conv_gn(config.backbone_channels[self.num_input_levels - i - 1], C, 1, G, bias=True)
+            conv_gn(in_channels[self.num_input_levels - i - 1], C, 1, G, bias=True)
             for i in range(self.num_levels))
         if config.deformable_encoder:
             self.encoder = DeformableEncoder(config)
@@ -74,7 +77,7 @@ class MSDeformAttnPixelDecoder(nn.Module):
         self.lateral_convs = nn.ModuleList()
         self.output_convs = nn.ModuleList()
         for i in self.fpn_levels:
-            self.lateral_convs.append(conv_gn(config.backbone_channels[i], C, 1, G, bias=False))
+            self.lateral_convs.append(conv_gn(in_channels[i], C, 1, G, bias=False))
             self.output_convs.append(conv_gn(C, C, 3, G, bias=False, relu=True))
         self.mask_feature = nn.Conv2d(C, config.out_channels, 1)
         self.tap = Tap()
@@ -116,6 +119,7 @@ class MSDeformAttnPixelDecoder(nn.Module):
                 continue
             # no padding: every pixel is real
             padding_mask_resized = feat.new_zeros((batch_size, h, w), dtype=torch.bool)  # (B, H_l, W_l)
+            tap(padding_mask_resized, "padding_mask_resized", "B H_l W_l", index=i, level=i)
             pos_embed = self.positional_encoding(padding_mask_resized, feat_projected.dtype)  # (B, C, H_l, W_l)
             tap(pos_embed, "pos_embed", "B C H_l W_l", index=i, level=i)
             level_embed = self.level_encoding.weight[i]                      # (C,)
@@ -123,6 +127,7 @@ class MSDeformAttnPixelDecoder(nn.Module):
             tap(level_pos_embed, "level_pos_embed", "B C H_l W_l", index=i, level=i)
             reference_points = normalised_reference_points((h, w), self.strides[level_idx],
                                                            device=feat.device)  # (H_l·W_l, 2)
+            tap(reference_points, "reference_points", "H_l*W_l 2", index=i, level=i)
             # (B, C, H_l, W_l) -> (B, C, H_l·W_l) -> (H_l·W_l, B, C)
             feat_projected = feat_projected.flatten(2).permute(2, 0, 1)      # (H_l·W_l, B, C)
             level_pos_embed = level_pos_embed.flatten(2).permute(2, 0, 1)    # (H_l·W_l, B, C)

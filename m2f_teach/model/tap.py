@@ -2,7 +2,7 @@
 
 The model passes every intermediate the seed note talks about through a `Tap`:
 
-    sampling_offsets = self.tap(sampling_offsets, "sampling_offsets", "B S nH L P 2")
+    sampling_offsets = self.tap(sampling_offsets, "sampling_offsets", "B S_q nH L P 2")
 
 The call returns its input unchanged (no copy, no cost); a forward hook on the tap sees the
 tensor, its name, its symbolic shape in the glossary letters, and the level or layer index.

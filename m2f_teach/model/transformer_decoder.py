@@ -33,15 +33,18 @@ from .ffn import FFN
 from .tap import Tap
 
 
-def attention_mask(mask_pred: torch.Tensor, target_size: tuple[int, int], num_heads: int) -> torch.Tensor:
+def attention_mask(mask_pred: torch.Tensor, target_size: tuple[int, int], num_heads: int,
+                   tap=lambda resized: resized) -> torch.Tensor:
     """Which pixels of a level each query may NOT attend to: `mask_pred (B, Q, Hm, Wm)` logits →
     `attn_mask (B·nH, Q, H_l·W_l)` bool, True = blocked.
 
     Resize the mask logits to the level the next layer attends to, threshold (sigmoid < 0.5 is
     background), repeat over the heads. The seed repeats first and thresholds after; thresholding
     first gives the same mask with nH times less work. No gradient flows through the mask.
+    `tap` sees the resized logits (the caller's `Tap`).
     """
     attn_mask = F.interpolate(mask_pred, target_size, mode="bilinear", align_corners=False)  # (B, Q, H_l, W_l)
+    attn_mask = tap(attn_mask)
     attn_mask = attn_mask.sigmoid() < 0.5                                     # (B, Q, H_l, W_l)
     attn_mask = attn_mask.flatten(2)                                          # (B, Q, H_l·W_l)
     attn_mask = attn_mask.unsqueeze(1).repeat((1, num_heads, 1, 1))           # (B, nH, Q, H_l·W_l)

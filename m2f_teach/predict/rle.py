@@ -72,6 +72,9 @@ def decode(rle: dict) -> np.ndarray:
     h, w = rle["size"]
     counts = rle["counts"]
     counts = string_to_counts(counts.decode() if isinstance(counts, bytes) else counts)
+    if sum(counts) != h * w or any(n < 0 for n in counts):   # else the mask is padded or cut silently
+        raise ValueError(f"RLE size {[h, w]} holds {h * w} pixels but its counts add up to {sum(counts)}"
+                         + (" and include negative runs" if any(n < 0 for n in counts) else ""))
     values = np.zeros(h * w, dtype=bool)
     position, value = 0, False
     for n in counts:

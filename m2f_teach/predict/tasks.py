@@ -1,6 +1,6 @@
 """The tasks `predict` knows, one entry each in `TASKS`: a new task is one `Task(...)` here.
 
-    TASKS["panoptic"].results(cls_pred, mask_pred, class_names, num_things, options)
+    TASKS["panoptic"].results(cls_pred, masks, class_names, num_things, options)
 
 A `Task` holds everything that differs between tasks: how one image's last prediction becomes
 its result (`results`, through `postprocess`), the list a result holds (`listed`: what the
@@ -18,7 +18,7 @@ from . import postprocess
 
 @dataclass(frozen=True)
 class Task:
-    """One task: see the module doc. `results(cls_pred (Q, K), mask_pred (Q, h, w), class_names,
+    """One task: see the module doc. `results(cls_pred (Q, K), masks (postprocess.MaskLogits), class_names,
     num_things, options)` returns the result's own fields; `to_json(result)` and
     `regions(result)` read a finished result (`regions`: `[(mask (h, w) bool, caption)]`)."""
     listed: str
@@ -37,19 +37,20 @@ def first_of_each_segment(segments: list[dict]) -> list[dict]:
 
 
 # ---- instance: a list of masks, best first ----------------------------------------------------------
-def instance_results(cls_pred, mask_pred, class_names, num_things, options) -> dict:
-    found = postprocess.instance_postprocess(cls_pred, mask_pred, num_things=num_things)
-    threshold = options.get("score_threshold", 0.5)
+def instance_results(cls_pred, masks, class_names, num_things, options) -> dict:
+    found = postprocess.instance_postprocess(cls_pred, masks, num_things=num_things,
+                                             score_threshold=options.get("score_threshold", 0.5))
     return {"instances": [
-        {"label": int(label), "name": class_names[label], "score": float(score), "mask": mask}
-        for label, score, mask in zip(found["labels"], found["scores"], found["masks"])
-        if score >= threshold and mask.any()]}
+        {"label": int(label), "name": class_names[label], "score": float(score),
+         "box": tuple(box.tolist()), "mask": mask}
+        for label, score, box, mask in zip(found["labels"], found["scores"], found["boxes"], found["masks"])]}
 
 
 def instance_json(result: dict) -> dict:
     from .rle import encode
     return {"instances": [{"label": i["label"], "name": i["name"], "score": round(i["score"], 6),
-                           "mask": encode(i["mask"].numpy())} for i in result["instances"]]}
+                           "box": list(i["box"]), "mask": encode(i["mask"].numpy())}
+                          for i in result["instances"]]}
 
 
 def instance_regions(result: dict) -> list:
@@ -57,10 +58,11 @@ def instance_regions(result: dict) -> list:
 
 
 # ---- semantic: a class for every pixel --------------------------------------------------------------
-def semantic_results(cls_pred, mask_pred, class_names, num_things, options) -> dict:
-    segmentation = postprocess.semantic_postprocess(cls_pred, mask_pred)["segmentation"]
+def semantic_results(cls_pred, masks, class_names, num_things, options) -> dict:
+    segmentation = postprocess.semantic_postprocess(cls_pred, masks, options.get("min_probability", 0.0)
+                                                    )["segmentation"]          # −1: below min_probability
     return {"segmentation": segmentation,
-            "classes": [{"label": int(c), "name": class_names[int(c)]} for c in segmentation.unique()]}
+            "classes": [{"label": int(c), "name": class_names[int(c)]} for c in segmentation.unique() if c >= 0]}
 
 
 def semantic_json(result: dict) -> dict:
@@ -75,8 +77,8 @@ def semantic_regions(result: dict) -> list:
 
 
 # ---- panoptic: segments of things and stuff ---------------------------------------------------------
-def panoptic_results(cls_pred, mask_pred, class_names, num_things, options) -> dict:
-    found = postprocess.panoptic_postprocess(cls_pred, mask_pred, options.get("object_mask_threshold", 0.8),
+def panoptic_results(cls_pred, masks, class_names, num_things, options) -> dict:
+    found = postprocess.panoptic_postprocess(cls_pred, masks, options.get("object_mask_threshold", 0.8),
                                              options.get("overlap_threshold", 0.8), num_things)
     return {"segmentation": found["segmentation"],
             "segments": [dict(s, name=class_names[s["label"]]) for s in found["segments"]]}

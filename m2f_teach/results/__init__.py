@@ -5,6 +5,9 @@
 * `lecture_search()`: the lecture recipe with one change each (2000 steps, 160×160 images) and a
   5-minute H100 run, on NVIDIA H100 GPUs, plus the lecture run's held-out confusion matrix
   (`lecture_search.json`).
+* `lecture_study()`: the lecture recipe with its loss, data and query changes (class loss
+  weight, objects per training image, queries, points per mask, steps, seeds), each at the
+  steps that fit 30 CPU minutes, trained on an NVIDIA H200 (`lecture_study.json`).
 * `ablation_runs()`: `python -m m2f_teach ablate`, every ablation switch trained with the
   lecture recipe (`ablations.json`).
 * `gpu_numerics()`: the shipped checkpoint on CPU vs GPU, TF32 off and on (`gpu_numerics.json`,
@@ -19,6 +22,7 @@ MAKE = {
     "lecture.json": "python -m m2f_teach train --recipe lecture --out artifacts/lecture.safetensors "
                     "(then copy artifacts/lecture.json here)",
     "lecture_search.json": "the train jsons of the commands it lists, gathered by hand (README, Training)",
+    "lecture_study.json": "the train jsons of the runs it lists, gathered by hand (README, Training)",
     "ablations.json": "python -m m2f_teach ablate --json m2f_teach/results/ablations.json",
     "gpu_numerics.json": "python benchmarks/bench_numerics.py --json m2f_teach/results/gpu_numerics.json",
 }
@@ -38,6 +42,10 @@ def lecture_run() -> dict:
 
 def lecture_search() -> dict:
     return _load("lecture_search.json")
+
+
+def lecture_study() -> dict:
+    return _load("lecture_study.json")
 
 
 def ablation_runs() -> dict:

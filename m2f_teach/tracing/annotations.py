@@ -18,6 +18,8 @@ ANNOTATIONS: list[tuple[str, str, str]] = [
     ("*.feat_projected.*", "2.1 per-level projection", "1×1 conv + GroupNorm to C channels, levels low→high resolution"),
     ("*.pos_embed.*", "2.1 position + level embedding", "normalised sine encoding: C/2 channels for y, C/2 for x (seed: self.postional_encoding)"),
     ("*.level_pos_embed.*", "2.1 position + level embedding", "pos_embed + level_encoding.weight[l] (one C-vector per level)"),
+    ("*.padding_mask_resized.*", "2.1 position + level embedding", "all False: no pixel is padding; the sine encoding's input (seed: padding_mask_resized)"),
+    ("*.reference_points.*", "2.1 reference points", "pixel centres ((x+0.5)/W_l, (y+0.5)/H_l) of one level: grid priors / ((W_l, H_l)·stride)"),
     ("*.padding_masks", "2.2 encoder inputs", "all False: no padding (seed: padding_masks)"),
     ("*.encoder_inputs", "2.2 encoder inputs", "levels flattened to (H_l·W_l, B, C) and concatenated"),
     ("*.level_positional_encodings", "2.2 encoder inputs", "query_pos of every encoder layer"),
@@ -25,6 +27,8 @@ ANNOTATIONS: list[tuple[str, str, str]] = [
     ("*.level_start_index", "2.2 encoder inputs", "where each level starts among the S tokens"),
     ("*.reference_points", "2.2 reference points", "((x+0.5)/W_l, (y+0.5)/H_l), repeated over B and L"),
     ("*.valid_ratios", "2.2 encoder inputs", "all ones: nothing padded (seed: valid_radios)"),
+    ("*.self_attn.value", "3.4 deformable attention", "value_proj of the input (key = value = query), split by channels into nH heads of D"),
+    ("*.self_attn.offset_normalizer", "3.4 deformable attention", "(W_l, H_l) per level: offsets in pixels / offset_normalizer = fractions of the map (the seed's comment says (3,))"),
     ("*.self_attn.sampling_offsets", "3.4 deformable attention", "Linear(C → nH·L·P·2) of query + pos, viewed per head/level/point"),
     ("*.self_attn.attention_logits", "3.4 deformable attention", "Linear(C → nH·L·P) before the softmax"),
     ("*.self_attn.attention_weights", "3.4 deformable attention", "softmax over the L·P points of each head"),
@@ -40,6 +44,7 @@ ANNOTATIONS: list[tuple[str, str, str]] = [
     ("*.cls_pred.*", "dec 3.3 forward_head", "class logits, K = classes + no-object"),
     ("*.mask_embed.*", "dec 3.3 forward_head", "3-layer MLP on the post-normed queries"),
     ("*.mask_pred.*", "dec 3.3 forward_head", "einsum('bqc,bchw->bqhw', mask_embed, mask_features)"),
+    ("*.attn_mask_resized.*", "dec 3.3 forward_head", "mask_pred resized (bilinear) to the level the next layer attends to: the seed's attn_mask before flatten and repeat"),
     ("*.attn_mask.*", "dec 3.3 forward_head", "mask logits resized to the next level, repeated over heads, sigmoid < 0.5 = blocked"),
     ("*.all_blocked.*", "dec 3.1 layer loop", "rows with every pixel blocked; they are reset to attend everywhere"),
     ("*.transformer_decoder.layers.*.cross_attn.attn_scores", "dec 3.4 cross attention",
@@ -94,6 +99,8 @@ def derivation(record, symbols: dict, spatial_shapes: list) -> str:
             parts.append(f"S_q = S = {terms} = {sizes['S_q']}")
         elif token == "K" and "K" in sizes:
             parts.append(f"K = {sizes['K'] - 1} classes + 1 = {sizes['K']}")
+        elif token == "D" and {"C", "nH"} <= sizes.keys():
+            parts.append(f"D = C/nH = {sizes['C']}/{sizes['nH']} = {sizes['C'] // sizes['nH']}")
         elif token == "Hm":
             parts.append(f"Hm, Wm = H/4, W/4 = {sizes['Hm']}, {sizes['Wm']}")
         elif any(op in token for op in "*/·"):
@@ -112,6 +119,8 @@ def derivation(record, symbols: dict, spatial_shapes: list) -> str:
         parts.append(f"values {starts}")
     elif name.endswith("spatial_shapes") and spatial_shapes:
         parts.append("values " + str([list(s) for s in spatial_shapes]))
+    elif name.endswith("offset_normalizer") and spatial_shapes:
+        parts.append("values " + str([[w, h] for h, w in spatial_shapes]))
     elif name.startswith("backbone.feats."):
         i = int(name.rsplit(".", 1)[1])
         parts.append(f"stride {4 * 2 ** i}; channels = 4 × bottleneck width")
@@ -122,7 +131,7 @@ def derivation(record, symbols: dict, spatial_shapes: list) -> str:
     if ".transformer_decoder.layers." in name and record.level is not None:
         i = int(name.split("layers.")[1].split(".")[0])
         parts.append(f"layer {i} attends to level i % L = {i} % {sizes.get('L', '?')} = {record.level}")
-    if re.search(r"\.attn_mask\.\d+$", name) and record.level is not None:
+    if re.search(r"\.attn_mask(_resized)?\.\d+$", name) and record.level is not None:
         j = int(name.rsplit(".", 1)[1])
         parts.append(f"prediction {j} makes the mask of layer {j}, level {j} % L = {record.level}")
     return "; ".join(parts)

@@ -12,6 +12,7 @@ Chinese entry shows its English text: a new annotation row works before it is tr
 from __future__ import annotations
 
 import fnmatch
+import re
 
 from .annotations import ANNOTATIONS, _strip_indices
 
@@ -20,6 +21,7 @@ STEPS_ZH: dict[str, str] = {
     "2.1 per-level projection": "2.1 逐层投影",
     "2.1 position + level embedding": "2.1 位置编码 + 层级编码",
     "2.2 encoder inputs": "2.2 编码器输入",
+    "2.1 reference points": "2.1 参考点（棋盘格映射并归一化）",
     "2.2 reference points": "2.2 参考点",
     "3.3 encoder": "3.3 编码器",
     "3.4 deformable attention": "3.4 可变形注意力",
@@ -40,6 +42,11 @@ NOTES_ZH: dict[str, str] = {
     "*.feat_projected.*": "1×1 卷积 + GroupNorm 投影到 C 个通道，层级由低到高分辨率",
     "*.pos_embed.*": "归一化正弦编码：C/2 个通道编码 y，C/2 个编码 x（seed：self.postional_encoding）",
     "*.level_pos_embed.*": "pos_embed + level_encoding.weight[l]（每个层级一个 C 维向量）",
+    "*.padding_mask_resized.*": "全为 False：没有像素是填充；正弦位置编码的输入（seed：padding_mask_resized）",
+    "*.reference_points.*": "该层级各像素中心 ((x+0.5)/W_l, (y+0.5)/H_l)：网格先验点 / ((W_l, H_l)·stride)",
+    "*.self_attn.value": "对输入做 value_proj（key = value = query），按通道切分为 nH 个头，每头 D 个通道",
+    "*.self_attn.offset_normalizer": "每个层级的 (W_l, H_l)：以像素为单位的偏移 / offset_normalizer = 特征图的比例（seed 注释写作 (3,)）",
+    "*.attn_mask_resized.*": "mask_pred 双线性缩放到下一层要关注的层级：seed 中展平、按头重复之前的 attn_mask",
     "*.padding_masks": "全为 False：没有填充（seed：padding_masks）",
     "*.encoder_inputs": "各层级展平为 (H_l·W_l, B, C) 后拼接",
     "*.level_positional_encodings": "每个编码器层的 query_pos",
@@ -73,9 +80,32 @@ NOTES_ZH: dict[str, str] = {
     "*.transformer_decoder.layers.*.self_attn.attn_weights": "对 Q 个查询做 softmax：第 q 行是查询 q 从每个其他查询读取的比例",
 }
 
+# the words of `annotations.derivation`, longest first; the numbers and formulas stay as they are
+DERIVATION_ZH: list[tuple[str, str]] = [
+    (r"computed only when a trace keeps it \(a plain forward never does\)", "仅在追踪保留它时才计算（普通前向传播不计算）"),
+    (r"channels = 4 × bottleneck width", "通道数 = 4 × 瓶颈宽度"),
+    (r"each row sums to 1", "每行之和为 1"),
+    (r"layer (\d+) attends to level", r"第 \1 层关注层级"),
+    (r"prediction (\d+) makes the mask of layer (\d+), level", r"预测 \1 生成第 \2 层的掩码，层级"),
+    (r"scaled by", "乘以"),
+    (r"\bfrom (?=Linear)", "来自 "),
+    (r"\bvalues\b", "取值"),
+    (r"\bclasses\b", "个类别"),
+    (r"\bstride\b", "步长"),
+    (r"\blevel\b", "层级"),
+]
+
 TITLE_ZH = "Mask2Former 各张量形状"
 HEADERS_ZH = {"step": "步骤", "name": "名称", "symbolic": "符号形状", "shape": "形状",
               "derivation": "数字从何而来", "note": "说明", "dtype": "类型", "count": "×"}
+
+
+def derivation_zh(text: str, both: bool = False) -> str:
+    """A derivation with its words in Chinese; with `both`, each phrase as `English（中文）`."""
+    for pattern, chinese in DERIVATION_ZH:
+        text = re.sub(pattern, lambda m: f"{m.group(0)}（{m.expand(chinese).strip()}）" if both
+                      else m.expand(chinese), text)
+    return text
 
 
 def step_zh(step: str) -> str:

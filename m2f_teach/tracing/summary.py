@@ -13,8 +13,8 @@ def model_summary(config: M2FConfig | None = None, depth: int = 3) -> str:
     """
     from torchinfo import summary
 
-    from .shape_only import ShapeOnlyMode
     from .shape_only import meta_model
+    from .shape_rules import ShapeOnlyMode
 
     config = config if config is not None else M2FConfig.seed()
     model = meta_model(config)

@@ -20,10 +20,11 @@ import html
 import io
 import json
 import re
+import warnings
 from dataclasses import dataclass, field
 
 from .annotations import annotate
-from .annotations_zh import HEADERS_ZH, TITLE_ZH, note_zh, step_zh
+from .annotations_zh import HEADERS_ZH, TITLE_ZH, derivation_zh, note_zh, step_zh
 
 COLUMNS = ("step", "name", "symbolic", "shape", "derivation", "note")     # the default, in order
 ALL_COLUMNS = COLUMNS + ("dtype", "count")
@@ -213,6 +214,11 @@ class ShapeTable:
             chinese = chinese[len(number) + 1:]          # "3.4 deformable attention / 可变形注意力"
         return _in_language(row.step, chinese, self.lang)
 
+    def _derivation(self, row: Row) -> str:
+        if self.lang == "en":
+            return row.derivation
+        return derivation_zh(row.derivation, both=self.lang == "both")
+
     def _note(self, row: Row) -> str:
         return _in_language(row.note, row.note_zh, self.lang)
 
@@ -233,7 +239,7 @@ class ShapeTable:
         """The text of one cell (the name with ` ×n` where n rows share it)."""
         if column == "name":
             return self.shown_name(row) + (f" ×{row.count}" if row.count > 1 and "count" not in self.columns else "")
-        return {"step": self._step, "note": self._note}.get(column, lambda r: {
+        return {"step": self._step, "note": self._note, "derivation": self._derivation}.get(column, lambda r: {
             "symbolic": r.symbolic, "shape": r.shape_text, "derivation": r.derivation,
             "dtype": r.dtype, "count": str(r.count)}[column])(row)
 
@@ -301,17 +307,25 @@ class ShapeTable:
             rows.append(item)
         return json.dumps(rows, indent=1, ensure_ascii=False) + "\n"
 
-    def to_latex(self, slides: bool = False, standalone: bool = False) -> str:
-        """A LaTeX `tabular` (needs booktabs); `slides`: 16:9 beamer frames that fit, as many
-        as the rows need; `standalone`: a complete document that compiles with pdflatex."""
-        from .table_latex import latex_document, latex_fragment, latex_slides
+    def to_latex(self, slides: bool = False, standalone: bool = False, font_size: str | None = None,
+                 rows_per_frame: int | None = None) -> str:
+        """A LaTeX `tabular` (needs booktabs); `slides`: 16:9 beamer frames, each filled with as
+        many rows as fit (measured with pdflatex where it is installed); `standalone`: a complete
+        document that compiles with pdflatex. For slides, `font_size` (`tiny`, `scriptsize`,
+        the default, `footnotesize`, `small`, `normalsize`) and `rows_per_frame` (at most this
+        many rows on a frame)."""
+        from .table_latex import DEFAULT_FONT_SIZE, latex_document, latex_fragment, latex_slides, slide_plan
         if slides:
-            return latex_slides(self, standalone=standalone)
+            plan = slide_plan(self, font_size or DEFAULT_FONT_SIZE, rows_per_frame)
+            if plan.note:
+                warnings.warn(plan.note, stacklevel=2)
+            return latex_slides(self, standalone=standalone, plan=plan)
         return latex_document(self) if standalone else latex_fragment(self)
 
-    def render(self, fmt: str = "md", slides: bool = False, standalone: bool = False) -> str:
-        """The table in `fmt` (md, html, csv, json, latex); `slides` is for latex only,
-        `standalone` (a complete document) for latex and html."""
+    def render(self, fmt: str = "md", slides: bool = False, standalone: bool = False,
+               font_size: str | None = None, rows_per_frame: int | None = None) -> str:
+        """The table in `fmt` (md, html, csv, json, latex); `slides` (with `font_size` and
+        `rows_per_frame`) is for latex only, `standalone` (a complete document) for latex and html."""
         fmt = {"markdown": "md", "tex": "latex"}.get(fmt, fmt)
         formats = {"md": self.to_markdown, "html": self.to_html, "csv": self.to_csv,
                    "json": self.to_json, "latex": self.to_latex}
@@ -319,10 +333,13 @@ class ShapeTable:
             raise ValueError(f"unknown table format {fmt!r}; expected one of md, html, csv, json, latex")
         if slides and fmt != "latex":
             raise ValueError(f"--slides makes LaTeX beamer frames; it does not apply to format {fmt!r}")
+        if (font_size or rows_per_frame) and not slides:
+            raise ValueError("--font-size and --rows-per-frame shape --slides; add --slides")
         if standalone and fmt not in ("latex", "html"):
             raise ValueError(f"--standalone makes a complete LaTeX or HTML document; format {fmt!r} has none")
         if fmt == "latex":
-            return self.to_latex(slides=slides, standalone=standalone)
+            return self.to_latex(slides=slides, standalone=standalone, font_size=font_size,
+                                 rows_per_frame=rows_per_frame)
         return self.to_html(standalone=standalone) if fmt == "html" else formats[fmt]()
 
     def __str__(self):

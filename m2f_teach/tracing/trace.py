@@ -33,6 +33,7 @@ from torch import nn
 
 from ..model.config import M2FConfig
 from ..model.tap import Tap
+from .shape_rules import ShapeOnlyMode
 
 
 class SymbolicShapeError(ValueError):
@@ -316,11 +317,7 @@ def trace(model: nn.Module, *inputs, keep: str | list[str] | tuple = (), check: 
     is_meta = device == "meta"
     try:
         grad = contextlib.nullcontext() if needs_grad else torch.no_grad()
-        if is_meta:
-            from .shape_only import ShapeOnlyMode
-            mode = ShapeOnlyMode()
-        else:
-            mode = contextlib.nullcontext()
+        mode = ShapeOnlyMode() if is_meta else contextlib.nullcontext()
         with grad, mode:
             outputs = model(*inputs, **kwargs)
     finally:

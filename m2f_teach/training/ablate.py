@@ -79,19 +79,38 @@ def summary_of(variant: str, info: dict) -> dict:
                 device=info["device"], torch=info["torch"], test=info["test"], history=keep)
 
 
+def read_run(path: Path) -> dict:
+    """A run's json, or a `ValueError` naming the file: not JSON, or not an object."""
+    try:
+        info = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise ValueError(f"{path}: not valid JSON ({err}); delete it or train the variant again") from None
+    if not isinstance(info, dict):
+        raise ValueError(f"{path}: holds a JSON {type(info).__name__}, expected the object train writes")
+    return info
+
+
+def summary_from(variant: str, info: dict, path: Path) -> dict:
+    """`summary_of`, naming `path` when a key it needs is missing or of the wrong kind."""
+    try:
+        return summary_of(variant, info)
+    except KeyError as err:
+        raise ValueError(f"{path}: no {err.args[0]!r} (expected the json train writes at the end of a run)") from None
+    except (TypeError, AttributeError) as err:
+        raise ValueError(f"{path}: not the json train writes ({err})") from None
+
+
 def collect(out_dir: Path) -> dict:
     """Every finished variant in `out_dir`, in `VARIANTS` order."""
     from .options import RECIPES
     runs = {}
     for variant in VARIANTS:
         done, stopped = out_dir / f"{variant}.json", out_dir / f"{variant}.diverged.json"
-        if done.is_file():
-            info = json.loads(done.read_text())
-            if info.get("test") is None:             # saved along the way, not finished
-                continue
-            runs[variant] = summary_of(variant, info)
-        elif stopped.is_file():
-            runs[variant] = summary_of(variant, json.loads(stopped.read_text()))
+        info = read_run(done) if done.is_file() else {}
+        if info.get("test") is not None:
+            runs[variant] = summary_from(variant, info, done)
+        elif stopped.is_file():                      # (a NAME.json without test scores: not finished)
+            runs[variant] = summary_from(variant, read_run(stopped), stopped)
     if not runs:
         raise FileNotFoundError(f"--out-dir {out_dir}: no finished variant (expected NAME.json from "
                                 f"`python -m m2f_teach ablate`; names: {', '.join(VARIANTS)})")

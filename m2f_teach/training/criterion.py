@@ -85,6 +85,9 @@ class Mask2FormerCriterion(nn.Module):
     * `cls_pred_list`: 10 × `(B, Q, K)` logits; `mask_pred_list`: 10 × `(B, Q, Hm, Wm)` logits.
     * `targets`: B dicts with `labels (N_gt,)` int64 and `masks (N_gt, H, W)` bool.
     * `num_points`: P_s, for matching and for the mask losses (`num_points_for(image_size)`).
+    * `cls_weight`, `no_object_weight`: the class loss weight (2) and the weight of the no-object
+      class in its cross-entropy (0.1); `cost_cls_weight`: the class weight of the matching cost
+      (None: `cls_weight`, as in Mask2Former).
     * `point_loss`: True (Mask2Former) computes the mask losses on P_s sampled points; False (an
       ablation) on every pixel of the masks upsampled to the image size (MaskFormer); the
       matching samples points either way.
@@ -93,7 +96,7 @@ class Mask2FormerCriterion(nn.Module):
     def __init__(self, num_classes: int, num_points: int, oversample_ratio: float = 3.0,
                  importance_sample_ratio: float = 0.75, no_object_weight: float = 0.1,
                  cls_weight: float = 2.0, mask_weight: float = 5.0, dice_weight: float = 5.0,
-                 point_loss: bool = True):
+                 point_loss: bool = True, cost_cls_weight: float | None = None):
         super().__init__()
         if not isinstance(point_loss, bool):
             raise ValueError(f"point_loss must be True or False, got {point_loss!r}")
@@ -104,7 +107,10 @@ class Mask2FormerCriterion(nn.Module):
         self.importance_sample_ratio = importance_sample_ratio
         self.cls_weight, self.mask_weight, self.dice_weight = cls_weight, mask_weight, dice_weight
         self.register_buffer("class_weight", torch.tensor([1.0] * num_classes + [no_object_weight]))  # (K,)
-        self.matcher = HungarianMatcher(num_points, cls_weight, mask_weight, dice_weight)
+        # the matching cost weighs the class as the loss does, unless `cost_cls_weight` is given
+        # (a study of the class loss weight keeps the matching as it was)
+        self.matcher = HungarianMatcher(num_points, cls_weight if cost_cls_weight is None else cost_cls_weight,
+                                        mask_weight, dice_weight)
         self.tap = Tap()
 
     def match(self, cls_pred_list, mask_pred_list, targets):
@@ -127,6 +133,7 @@ class Mask2FormerCriterion(nn.Module):
                                                          gt_masks, gt_image, index=i)
                                  for i, (cls_pred, mask_pred) in enumerate(zip(cls_pred_list, mask_pred_list))])
             costs = costs.float().cpu()                                             # (10, Q, N_all): the one sync
+            check_finite(costs, cls_pred_list, mask_pred_list)
         starts = np.cumsum([0] + counts)                                            # image b: columns starts[b]..starts[b+1]
         results = []
         for i, cost in enumerate(costs):
@@ -201,6 +208,20 @@ class Mask2FormerCriterion(nn.Module):
             losses[prefix + "loss_mask"] = loss_mask
             losses[prefix + "loss_dice"] = loss_dice
         return losses
+
+
+def check_finite(costs, cls_pred_list, mask_pred_list):
+    """Before any matching: a NaN or infinite cost names the first prediction that is not finite
+    (`FloatingPointError`; a diverged run), instead of scipy's "invalid numeric entries"."""
+    finite = torch.isfinite(costs).flatten(1).all(1)                             # (10,)
+    if bool(finite.all()):
+        return
+    i = int((~finite).nonzero()[0])
+    bad = [name for name, pred in (("cls_pred", cls_pred_list[i]), ("mask_pred", mask_pred_list[i]))
+           if not bool(torch.isfinite(pred).all())]
+    what = " and ".join(bad) + (" hold" if len(bad) > 1 else " holds") if bad else "its matching costs hold"
+    raise FloatingPointError(f"prediction {i} of {len(costs)} is not finite: {what} NaN or infinite values "
+                             f"(a diverged model), nothing to match")
 
 
 def total_loss(losses: dict[str, torch.Tensor]) -> torch.Tensor:

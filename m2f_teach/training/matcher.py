@@ -117,6 +117,9 @@ class HungarianMatcher(nn.Module):
         """One image's `cost (Q, N_gt)` on the CPU → `query_index, gt_index`, each `(N_gt,)` numpy."""
         sizes = dict(N_gt=cost.shape[1])
         cost = self.tap(cost, "cost_matrix", "Q N_gt", index=index, sizes=sizes)
+        if not torch.isfinite(cost).all():     # scipy would only say "invalid numeric entries"
+            raise FloatingPointError(f"Hungarian matching: the cost matrix {tuple(cost.shape)} holds NaN or "
+                                     f"infinite values: cls_pred or mask_pred is not finite (a diverged model?)")
         query_index, gt_index = linear_sum_assignment(cost.float().numpy())         # (N_gt,), (N_gt,)
         self.tap(torch.from_numpy(query_index), "query_index", "N_gt", index=index, sizes=sizes)
         return query_index, gt_index

@@ -19,10 +19,12 @@ from ..cli_args import check_output_path, parse_bool
 from ..data.shapes import TRAIN_SEED
 from ..model import M2FConfig
 
+# the study's loss, data and learning-rate flags at Mask2Former's values (as the shipped checkpoint)
+STUDY = dict(cls_weight=2.0, no_object_weight=0.1, train_objects=(1, 4), lr_mult=(), mask_points=None)
 # the defaults of the flags a recipe sets; `--recipe NAME` replaces them with RECIPES[NAME]'s
 # (a flag given on the command line still wins)
 BASE = dict(steps=2376, batch_size=16, lr=1e-3, warmup=50, schedule="step", val_every=594,
-            image_size=None, num_queries=None)
+            image_size=None, num_queries=None, **STUDY)
 RECIPES = {
     # the most that fits in ≤ 30 minutes on 2 CPU cores at the shipped checkpoint's size (128×128,
     # 20 queries): README, notebook 09 and results/lecture.json hold its measured scores
@@ -71,6 +73,9 @@ def add_arguments(parser):
                              "of a random init: to train on where a run stopped")
     parser.add_argument("--out", default="artifacts/shapes_small.safetensors",
                         help="checkpoint path; the json and the loss plot go beside it")
+    parser.add_argument("--allow-package-write", action="store_true",
+                        help="let --out point inside the installed m2f_teach package (to ship a new "
+                             "checkpoint over m2f_teach/weights/; refused otherwise)")
     parser.add_argument("--save-every", type=int, default=0,
                         help="also write the checkpoint, json, plot and OUT.state.pt every this many "
                              "steps (0 = only at the end, on an early stop and on Ctrl-C/SIGTERM)")
@@ -99,7 +104,43 @@ def add_arguments(parser):
         model.add_argument(f"--{name}", type=parse_bool, default=None, metavar="BOOL", help=meaning)
     model.add_argument("--point-loss", type=parse_bool, default=True, metavar="BOOL",
                        help="false: mask losses on every pixel instead of the sampled points")
+    add_study_arguments(parser)
     return parser
+
+
+def add_study_arguments(parser):
+    """The loss, data and learning-rate flags of the lecture study (defaults: the shipped recipe's)."""
+    study = parser.add_argument_group("loss, training data and learning rate per module (default: Mask2Former's)")
+    study.add_argument("--cls-weight", type=float, default=None, metavar="W",
+                       help=f"class loss weight; the matching cost keeps 2 (default {STUDY['cls_weight']})")
+    study.add_argument("--no-object-weight", type=float, default=None, metavar="W",
+                       help=f"weight of the no-object class in the class loss (default {STUDY['no_object_weight']})")
+    study.add_argument("--train-objects", type=int, nargs=2, default=None, metavar=("MIN", "MAX"),
+                       help="objects tried per training image (default 1 4; the held-out images keep 1 4)")
+    study.add_argument("--mask-points", type=int, default=None, metavar="P",
+                       help="points sampled per mask for the matching and the mask losses (default: "
+                            "mmdet's 12544 scaled by the image area, 196 at 128×128)")
+    study.add_argument("--lr-mult", action="append", default=None, metavar="PREFIX=F",
+                       help="learning rate × F for the parameters whose name starts with PREFIX, e.g. "
+                            "panoptic_head.cls_embed=5 (repeatable; the first matching prefix wins)")
+
+
+def parse_lr_mult(items) -> tuple[tuple[str, float], ...]:
+    """`["PREFIX=F", ...]` → `((PREFIX, F), ...)`, each F a finite number > 0."""
+    out = []
+    for item in items or ():
+        if isinstance(item, (tuple, list)):
+            prefix, factor = item
+        else:
+            prefix, sep, text = str(item).partition("=")
+            try:
+                factor = float(text) if sep and prefix else float("nan")
+            except ValueError:
+                factor = float("nan")
+        if not (math.isfinite(factor) and factor > 0):
+            raise ValueError(f"--lr-mult {item}: expected PREFIX=F with a parameter-name prefix and a number F > 0")
+        out.append((prefix, factor))
+    return tuple(out)
 
 
 def resolve_recipe(args):
@@ -135,6 +176,15 @@ def check_arguments(args):
         value = getattr(args, name)
         if not (math.isfinite(value) and value >= 0):
             raise ValueError(f"--{name.replace('_', '-')} {value}: expected a finite number ≥ 0 ({meaning})")
+    for name in ("cls_weight", "no_object_weight"):
+        value = getattr(args, name)
+        if not (math.isfinite(value) and value > 0):
+            raise ValueError(f"--{name.replace('_', '-')} {value}: expected a finite number > 0")
+    if args.mask_points is not None and args.mask_points < 1:
+        raise ValueError(f"--mask-points {args.mask_points}: expected a positive integer")
+    low, high = args.train_objects
+    if not 1 <= low <= high:
+        raise ValueError(f"--train-objects {low} {high}: expected 1 ≤ MIN ≤ MAX")
     if not 0 <= args.stop_after <= args.steps:
         raise ValueError(f"--stop-after {args.stop_after}: expected 0 (never) to --steps {args.steps}")
     if args.init and not Path(args.init).is_file():
@@ -145,6 +195,16 @@ def check_arguments(args):
         raise FileNotFoundError(f"--resume {args.resume}: no such file (the .state.pt that train writes "
                                 f"beside its checkpoint)")
     check_output_path(args.out, "--out", suffixes=("safetensors",), make_folders=True)
+    check_package_write(Path(args.out), args.allow_package_write)
+
+
+def check_package_write(out: Path, allow_package_write: bool = False):
+    """`--out` inside the installed package (its shipped checkpoint) needs `--allow-package-write`."""
+    package = Path(__file__).resolve().parents[1]
+    if not allow_package_write and out.resolve().is_relative_to(package):
+        raise ValueError(f"--out {out}: inside the installed package {package}, whose shipped checkpoint "
+                         f"every notebook loads; write elsewhere (e.g. artifacts/{out.name}), or pass "
+                         f"--allow-package-write to replace what ships")
 
 
 def training_config(args) -> M2FConfig:

@@ -15,11 +15,11 @@ import torch
 from tqdm.auto import tqdm
 
 from ..files import atomic_write
-from .options import CONFIG_FLAGS
+from .options import CONFIG_FLAGS, STUDY
 
 # flags that decide the updates: a resumed run must repeat them
 RESUME_FLAGS = ("steps", "batch_size", "lr", "weight_decay", "clip", "warmup", "seed", "schedule",
-                "image_size", "num_queries", "point_loss") + CONFIG_FLAGS
+                "image_size", "num_queries", "point_loss") + CONFIG_FLAGS + tuple(STUDY)
 
 
 def load_init_weights(model, path):
@@ -59,8 +59,9 @@ def load_state(path, args) -> dict:
                          f"{str(err).splitlines()[0] if str(err) else 'unreadable'})") from None
     if not isinstance(state, dict) or state.get("format") != "m2f-teach-train-state/1":
         raise ValueError(f"--resume {path}: not a training state train wrote (no 'm2f-teach-train-state/1' format)")
-    differ = [f"--{k.replace('_', '-')} {state['flags'].get(k)} (this command: {getattr(args, k)})"
-              for k in RESUME_FLAGS if state["flags"].get(k) != getattr(args, k)]
+    flags = STUDY | state["flags"]               # a state from before the study flags used their defaults
+    differ = [f"--{k.replace('_', '-')} {flags.get(k)} (this command: {getattr(args, k)})"
+              for k in RESUME_FLAGS if flags.get(k) != getattr(args, k)]
     if differ:
         raise ValueError(f"--resume {path}: the run used " + ", ".join(differ) + "; repeat its flags")
     if args.stop_after and args.stop_after <= state["steps_done"]:

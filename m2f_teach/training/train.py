@@ -12,7 +12,9 @@ settings: weight decay 0.05, none on embeddings and norms; gradients clipped to 
 steps the held-out scores on validation images are computed. The end writes the safetensors
 checkpoint, a json with the config, command, time, loss history and scores, and a loss plot,
 each whole (`files.atomic_write`). `train(args, on_log=f)` calls `f(history)` after each log and
-validation (the notebooks' live plot). Ctrl-C or SIGTERM saves after the step in progress.
+validation (the notebooks' live plot). Ctrl-C or SIGTERM saves after the step in progress. A run
+whose predictions turn NaN stops before the matching, naming the step, with its history in
+OUT.json (`diverged`) and OUT.png (`save_diverged`).
 
 Seeded: the same command on the same device and torch version gives the same weights on CPU.
 """
@@ -33,11 +35,17 @@ from ..data.shapes import CLASS_NAMES, TEST_SEED, VAL_SEED, ShapesDataset, colla
 from ..files import atomic_write
 from ..model import Mask2Former
 from .options import add_arguments  # noqa: F401 - notebooks and tests build their flags with it
-from .options import check_arguments, pick_device, resolve_recipe, training_config, with_defaults
+from .options import (STUDY, check_arguments, parse_lr_mult, pick_device, resolve_recipe, training_config,
+                      with_defaults)
 from .run_state import load_init_weights, load_state, resume_from, rng_states, save_state, state_path
 
-def param_groups(model, weight_decay):
-    """AdamW groups: mmdet's decay_mult 0 for query_embed, query_feat, level_embed and norms."""
+
+def param_groups(model, weight_decay, lr=None, lr_mult=()):
+    """AdamW groups: mmdet's decay_mult 0 for query_embed, query_feat, level_embed and norms;
+    with `lr_mult` ((prefix, factor), ...) the parameters under a prefix get their own groups
+    with learning rate `lr` × factor."""
+    if lr_mult:
+        return multiplied_groups(model, weight_decay, lr, lr_mult)
     no_decay_names = ("query_embed", "query_feat", "level_embed", "level_encoding")
     decay, no_decay = [], []
     norm_params = {id(p) for m in model.modules()
@@ -53,6 +61,24 @@ def param_groups(model, weight_decay):
     return [dict(params=decay, weight_decay=weight_decay), dict(params=no_decay, weight_decay=0.0)]
 
 
+def multiplied_groups(model, weight_decay, lr, lr_mult):
+    """`param_groups` split further by the first prefix of `lr_mult` each parameter's name starts with."""
+    names = {id(p): n for n, p in model.named_parameters()}
+    for prefix, _ in lr_mult:
+        if not any(n.startswith(prefix) for n in names.values()):
+            raise ValueError(f"--lr-mult {prefix}: no parameter name starts with it (e.g. "
+                             f"panoptic_head.cls_embed, panoptic_head.transformer_decoder, backbone)")
+    groups = []
+    for group in param_groups(model, weight_decay):
+        split = {}
+        for p in group["params"]:
+            factor = next((f for prefix, f in lr_mult if names[id(p)].startswith(prefix)), 1.0)
+            split.setdefault(factor, []).append(p)
+        groups += [dict(params=ps, weight_decay=group["weight_decay"], lr=lr * f) for f, ps in split.items()]
+    return groups
+
+
+
 def training_forward(model, mode=None):
     """The callable each step runs on the images: the model itself, or with `mode` (one of
     `COMPILE_MODES`) the model through `torch.compile`, which computes the same function with
@@ -60,7 +86,7 @@ def training_forward(model, mode=None):
     return torch.compile(model, mode=mode) if mode else model
 
 
-def make_optimizer(model, lr, weight_decay, device) -> torch.optim.AdamW:
+def make_optimizer(model, lr, weight_decay, device, lr_mult=()) -> torch.optim.AdamW:
     """AdamW over `param_groups`, as one fused kernel per step where torch has one for `device`.
 
     The fused form computes AdamW's update for all parameters at once instead of a handful of
@@ -68,7 +94,7 @@ def make_optimizer(model, lr, weight_decay, device) -> torch.optim.AdamW:
     """
     device = torch.device(device)
     fused = device.type in ("cuda", "cpu")
-    return torch.optim.AdamW(param_groups(model, weight_decay), lr=lr, eps=1e-8, fused=fused)
+    return torch.optim.AdamW(param_groups(model, weight_decay, lr, lr_mult), lr=lr, eps=1e-8, fused=fused)
 
 
 def lr_factor(step, steps, warmup, schedule="step"):
@@ -129,6 +155,7 @@ def train(args, on_log=None) -> dict:
     args = resolve_recipe(with_defaults(args))
     if args.image_size is not None:
         args.image_size = tuple(args.image_size)
+    args.train_objects, args.lr_mult = tuple(args.train_objects), parse_lr_mult(args.lr_mult)
     # the losses and the scores need scipy (Hungarian matching): imported when training starts,
     # so that `python -m m2f_teach table` does not wait for them
     from .criterion import Mask2FormerCriterion, num_points_for, total_loss
@@ -144,16 +171,19 @@ def train(args, on_log=None) -> dict:
     if args.init:
         load_init_weights(model, args.init)
     model = model.to(device).train()
-    criterion = Mask2FormerCriterion(config.num_classes, num_points_for(config.image_size),
-                                     point_loss=args.point_loss).to(device)
-    optimizer = make_optimizer(model, args.lr, args.weight_decay, device)
+    criterion = Mask2FormerCriterion(config.num_classes, args.mask_points or num_points_for(config.image_size),
+                                     point_loss=args.point_loss, cls_weight=args.cls_weight,
+                                     no_object_weight=args.no_object_weight,
+                                     cost_cls_weight=STUDY["cls_weight"]).to(device)
+    optimizer = make_optimizer(model, args.lr, args.weight_decay, device, args.lr_mult)
     forward = training_forward(model, getattr(args, "compile", None))
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_factor(s, args.steps, args.warmup, args.schedule))
     history = dict(step=[], seconds=[], loss=[], loss_cls=[], loss_mask=[], loss_dice=[], val=[])
     first_step, seconds_before = 0, 0.0
     if state is not None:
         first_step, seconds_before = resume_from(state, model, optimizer, scheduler, history, device)
-    train_data = ShapesDataset(args.steps * args.batch_size, seed=args.seed, image_size=config.image_size)
+    train_data = ShapesDataset(args.steps * args.batch_size, seed=args.seed, image_size=config.image_size,
+                               min_objects=args.train_objects[0], max_objects=args.train_objects[1])
     if first_step:  # the data position: batch `step` is still samples step·B .. step·B + B − 1
         train_data = torch.utils.data.Subset(train_data, range(first_step * args.batch_size, len(train_data)))
     # batch `step` holds samples step·B .. step·B + B − 1, whichever process draws them; the
@@ -176,10 +206,15 @@ def train(args, on_log=None) -> dict:
             images = images.to(device)                                                  # (B, 3, H, W)
             targets = [{k: v.to(device) for k, v in t.items()} for t in targets]
             cls_pred_list, mask_pred_list = forward(images)                             # 10 × (B, Q, K), (B, Q, Hm, Wm)
-            losses = criterion(cls_pred_list, mask_pred_list, targets)
-            loss = total_loss(losses)
-            if not math.isfinite(loss.item()):
-                raise FloatingPointError(f"loss is {loss.item()} at step {step}")
+            try:             # a diverged model: stop before matching, keep the history
+                losses = criterion(cls_pred_list, mask_pred_list, targets)
+                loss = total_loss(losses)
+                if not math.isfinite(loss.item()):
+                    raise FloatingPointError(f"the loss is {loss.item()}")
+            except FloatingPointError as err:
+                info = run_info(args, config, device, time.time() - start, steps_done, None, history)
+                raise FloatingPointError(f"training diverged at step {step}: {err}; "
+                                         f"{save_diverged(info | {'diverged': f'step {step}: {err}'}, out)}") from None
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             if args.clip:
@@ -261,11 +296,24 @@ def save(model, info, out: Path):
                                                                  "command": info["command"]}
     atomic_write(out, lambda tmp: save_file(state_dict, str(tmp), metadata=metadata))
     from ..pretrained import sha256_of
-    text = json.dumps(info | {"sha256": sha256_of(out)}, indent=1, default=str) + "\n"  # checked at load
-    atomic_write(out.with_suffix(".json"), lambda tmp: tmp.write_text(text))
+    save_json_and_plot(info | {"sha256": sha256_of(out)}, out)  # the sha256 is checked at load
+    print(f"wrote {out} ({out.stat().st_size / 2**20:.1f} MiB), {out.with_suffix('.json')}, {out.with_suffix('.png')}")
+
+
+def save_json_and_plot(info, out: Path):
+    """`out` with .json (`info`) and with .png (the loss plot), each written atomically."""
+    text = json.dumps(info, indent=1, default=str) + "\n"
+    atomic_write(out.with_suffix(".json"), lambda tmp: Path(tmp).write_text(text))
     from ..viz.training import plot_history
     figure = plot_history(info["history"])
     atomic_write(out.with_suffix(".png"), lambda tmp: figure.savefig(tmp, dpi=100, format="png"))
     import matplotlib.pyplot as plt
     plt.close(figure)
-    print(f"wrote {out} ({out.stat().st_size / 2**20:.1f} MiB), {out.with_suffix('.json')}, {out.with_suffix('.png')}")
+
+
+def save_diverged(info, out: Path) -> str:
+    """After a NaN: the json (history, `diverged`, no test scores) and the loss plot, not the
+    weights that gave the NaN; says what was written (a `--save-every` checkpoint stays as it was)."""
+    save_json_and_plot(info, out)
+    return (f"wrote the history to {out.with_suffix('.json')} and {out.with_suffix('.png')}, no weights; "
+            f"a lower --lr or a --clip may help")

@@ -84,7 +84,11 @@ def _image_panel(ax, image, W, H):
 def plot_cross_attention(trace, layer: int = 0, query: int = 0, head: int = 0, batch: int = 0,
                          figure=None):
     """Three panels over the picture: the attention mask that the layer used (red = blocked), the
-    weights it computed (with the mask), and the softmax of the same scores without the mask."""
+    weights it computed (with the mask), and the softmax of the same scores without the mask.
+
+    Each weight map has its own colour scale (0 to its largest weight) and the allowed pixels
+    outlined in white: on one shared scale the unmasked map, spread over every pixel, would look
+    empty, and its weight outside the mask would be hidden."""
     d = cross_attention_data(trace, layer, query, head, batch)
     H, W = trace.config.image_size
     h, w = d["size"]
@@ -100,16 +104,19 @@ def plot_cross_attention(trace, layer: int = 0, query: int = 0, head: int = 0, b
     note = "all blocked → reset, none blocked" if d["reset"] else \
         f"{int(d['blocked'].sum())} of {h * w} blocked (red)"
     axes[0].set_title(f"attn_mask, layer {layer} (level {d['level']}, {h}×{w})\n{note}", fontsize=8)
-    vmax = float(max(d["weights"].max(), d["weights_unmasked"].max()))
     for ax, key, title in ((axes[1], "weights", "with the mask (what the model uses)"),
-                           (axes[2], "weights_unmasked", "without the mask (softmax of attn_scores)")):
+                           (axes[2], "weights_unmasked", "mask removed (softmax of attn_scores)")):
         _image_panel(ax, image, W, H)
-        shown = ax.imshow(d[key], extent=extent, cmap="magma", vmin=0, vmax=vmax, alpha=0.8,
+        shown = ax.imshow(d[key], extent=extent, cmap="magma", vmin=0, vmax=float(d[key].max()), alpha=0.8,
                           interpolation="nearest")
-        colour_bar(figure, shown, ax, "attention weight")
+        if d["blocked"].any() and not d["blocked"].all():
+            ys, xs = (np.arange(h) + 0.5) * H / h, (np.arange(w) + 0.5) * W / w   # pixel centres, image units
+            ax.contour(xs, ys, (~d["blocked"]).astype(float), levels=[0.5], colors="white", linewidths=1.0)
+        colour_bar(figure, shown, ax, "attention weight (own scale)")
         ax.set_title(f"query {query}, head {head}: {title}", fontsize=8)
-    axes[2].text(0.02, 0.02, f"{d['inside']:.2f} of it inside the mask", transform=axes[2].transAxes,
-                 fontsize=7, color="white", bbox=dict(facecolor="black", alpha=0.6, pad=1, linewidth=0))
+    axes[2].text(0.02, 0.02, f"{d['inside']:.2f} inside the mask (white line), {1 - d['inside']:.2f} outside",
+                 transform=axes[2].transAxes, fontsize=7, color="white",
+                 bbox=dict(facecolor="black", alpha=0.6, pad=1, linewidth=0))
     figure.tight_layout()
     return figure
 

@@ -104,10 +104,11 @@ def plot_attention_mask(trace, layer: int = 0, query: int = 0, batch: int = 0, f
     return static(build_attention_mask(trace, batch), figure, (9.0, 3.3), layer=layer, query=query)
 
 
-def attention_mask_explorer(trace, batch: int = 0) -> Explorer:
-    """Widget: decoder layer and query; shows that query's attention mask from the cached trace."""
+def attention_mask_explorer(trace, batch: int = 0, query: int = 0, layer: int = 0) -> Explorer:
+    """Widget: decoder layer and query (opening on `layer`, `query`); shows that query's attention
+    mask from the cached trace."""
     layers = len(trace.names(pattern=f"{HEAD}transformer_decoder.layers.*.attn_mask"))
     Q = trace.config.num_queries
-    controls = {"layer": int_slider("layer", 0, 0, layers - 1),
-                "query": int_slider("query", 0, 0, Q - 1)}
+    controls = {"layer": int_slider("layer", layer, 0, layers - 1),
+                "query": int_slider("query", query, 0, Q - 1)}
     return Explorer(build_attention_mask(trace, batch), controls, figsize=(9.0, 3.3), title="attention masks")

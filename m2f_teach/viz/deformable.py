@@ -4,11 +4,16 @@
     data = sampling_points(trace, layer=0, level=1, x=5, y=3)
     plot_sampling_points(trace, layer=0, level=1, x=5, y=3, head="all")
     deformable_explorer(trace)                          # pick layer, query pixel, head
+    off_map_share(trace, layer=0)                       # attention weight on points that read zeros
 
 A query is a pixel (x, y) of its level; its token index in the S tokens is
 `level_start_index[level] + y·W_l + x`. It has one reference point (its pixel centre, the same
 on every level) and, per head, P sampling points on each of the L levels, each with an
 attention weight; the weights of one head sum to 1 over all L·P points.
+
+A sampling point is **off the map** when its pixel coordinate `x·W_l − 0.5` is at most −1 or at
+least W_l (or the same for y): each of its four bilinear neighbours is then off the level's map
+or has bilinear weight 0, and the point reads exactly zero (`padding_mode="zeros"`). The explorer draws such points on the panel's border as ×.
 """
 from __future__ import annotations
 
@@ -60,6 +65,32 @@ def plot_initial_ring(module, level: int = 0, figure=None):
     return figure
 
 
+def off_map(locations, shapes) -> torch.Tensor:
+    """`locations` `(..., L, P, 2)` normalised (x, y) and `shapes` L × (H_l, W_l) → `(..., L, P)`
+    bool: True where the point reads exactly 0: every bilinear neighbour with a weight above 0 is
+    off the level's map (pixel coordinate ≤ −1 or ≥ W_l, or the same for y)."""
+    locations = torch.as_tensor(locations)
+    size = torch.tensor([[w, h] for h, w in shapes], dtype=locations.dtype)      # (L, 2) as (W_l, H_l)
+    pixel = locations * size[:, None, :] - 0.5                                    # (..., L, P, 2)
+    return ((pixel <= -1) | (pixel >= size[:, None, :])).any(-1)                  # (..., L, P)
+
+
+def off_map_share(trace, layer: int, batch: int | None = None) -> dict:
+    """Share of encoder layer `layer`'s attention weight that falls on points off the map, averaged
+    over the queries and heads (of image `batch`, or of every image): `total` and `per_level` (L,),
+    which sum to `total`; `points`: the share of the nH·L·P points (weight left aside) off the map."""
+    locations = kept(trace, PREFIX.format(layer) + "sampling_locations")         # (B, S, nH, L, P, 2)
+    weights = kept(trace, PREFIX.format(layer) + "attention_weights")            # (B, S, nH, L·P)
+    if batch is not None:
+        locations, weights = locations[batch:batch + 1], weights[batch:batch + 1]
+    B, S, nH, L, P, _ = locations.shape
+    off = off_map(locations, level_shapes(trace))                                 # (B, S, nH, L, P)
+    on_off = weights.view(B, S, nH, L, P) * off                                   # (B, S, nH, L, P)
+    per_level = on_off.sum(dim=(0, 1, 2, 4)) / (B * S * nH)                       # (L,)
+    return dict(total=float(per_level.sum()), per_level=[float(v) for v in per_level],
+                points=float(off.float().mean()))
+
+
 def query_index(trace, level: int, x: int, y: int) -> int:
     """Token index of pixel (x, y) of `level` among the S tokens."""
     h, w = level_shapes(trace)[level]
@@ -100,15 +131,19 @@ def build_sampling_points(trace, batch: int = 0):
         handles = [Line2D([], [], marker="o", linestyle="", color=head_colour(h), markeredgecolor="black",
                           markeredgewidth=0.4, label=f"head {h}") for h in range(nH)]
         handles.append(Line2D([], [], marker="+", linestyle="", color="black", markersize=9, label="reference point"))
+        handles.append(Line2D([], [], marker="X", linestyle="", color="white", markeredgecolor="black",
+                              label="off the map (on the border)"))
         figure.legend(handles=handles, loc="lower center", ncol=len(handles), fontsize=7, frameon=False,
                       handletextpad=0.1, columnspacing=0.8)
-        points, crosses, titles = [], [], []
+        points, outside, crosses, titles = [], [], [], []
         for ax, (h, w) in zip(axes, shapes):
             show_image(ax, image, alpha=0.55)
             ax.add_collection(LineCollection(grid_segments(h, w, H, W), colors="white", linewidths=0.25,
                                              alpha=0.5))
             points.append(ax.scatter(np.zeros((0, 2))[:, 0], np.zeros((0, 2))[:, 1], alpha=0.75,
                                      edgecolors="black", linewidths=0.4))
+            outside.append(ax.scatter(np.zeros((0, 2))[:, 0], np.zeros((0, 2))[:, 1], marker="X", alpha=0.9,
+                                      edgecolors="black", linewidths=0.5, clip_on=False))
             crosses.append((ax.scatter([], [], marker="+", s=150, c="white", linewidths=2),
                             ax.scatter([], [], marker="+", s=110, c="black", linewidths=1)))
             ax.set_xlim(0, W)
@@ -124,20 +159,27 @@ def build_sampling_points(trace, batch: int = 0):
             heads = list(range(nH)) if head == "all" else [int(head)]
             reference = data["reference"] * [W, H]
             for l, (h, w) in enumerate(shapes):
-                loc = data["locations"][heads, l].reshape(-1, 2) * [W, H]     # (heads·P, 2)
-                wt = data["weights"][heads, l].reshape(-1)                    # (heads·P,)
-                points[l].set_offsets(loc)
-                points[l].set_sizes(20 + 900 * wt)
-                points[l].set_facecolors([head_colour(hd) for hd in heads for _ in range(data["weights"].shape[2])])
+                loc = data["locations"][heads, l].reshape(-1, 2)                  # (heads·P, 2) normalised
+                wt = data["weights"][heads, l].reshape(-1)                        # (heads·P,)
+                off = off_map(torch.as_tensor(loc)[:, None, None, :], [(h, w)])[:, 0, 0].numpy()  # (heads·P,) reads 0
+                colours = np.array([head_colour(hd) for hd in heads for _ in range(data["weights"].shape[2])])
+                points[l].set_offsets(loc[~off] * [W, H])
+                points[l].set_sizes(20 + 900 * wt[~off])
+                points[l].set_facecolors(colours[~off])
+                outside[l].set_offsets(np.clip(loc[off], 0, 1) * [W, H])          # drawn on the border
+                outside[l].set_sizes(20 + 900 * wt[off])
+                outside[l].set_facecolors(colours[off])
                 for cross in crosses[l]:
                     cross.set_offsets([reference])
-                share = float(wt.sum()) / len(heads)                          # per head, in [0, 1]
+                share = float(wt.sum()) / len(heads)                              # per head, in [0, 1]
+                share_off = float(wt[off].sum()) / len(heads)
                 titles[l].set_text(f"level {l}: {h}×{w}\n"
-                                   f"{'mean ' if len(heads) > 1 else ''}weight here {share:.2f}")
+                                   f"{'mean ' if len(heads) > 1 else ''}weight here {share:.2f}, "
+                                   f"off the map {share_off:.2f} ({int(off.sum())}×)")
             who = "all heads" if head == "all" else f"head {head}"
             suptitle.set_text(f"encoder layer {layer}, query = level {level} pixel (x={x}, y={y}), "
                               f"token {data['query']}, {who}")
-        update.artists = points + [c for pair in crosses for c in pair] + titles + [suptitle]
+        update.artists = points + outside + [c for pair in crosses for c in pair] + titles + [suptitle]
         return update
     return build
 

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from ._common import as_numpy, level_shapes, show_image
-from .deformable import sampling_points
+from .deformable import off_map, sampling_points
 from .explorer import new_figure
 from .images import image_of
 
@@ -141,7 +141,7 @@ def plot_sampling_overview(traces: dict, layer: int, level: int, x: int, y: int,
     """Deformable DETR's Fig. 6, one panel per trace (e.g. `{"init": ..., "trained": ...}`): all
     heads' sampling points of one query, every level drawn in one picture (marker = level),
     colour and area = attention weight (one colour scale for all panels), the reference point as a
-    green +. The traces must share the configuration and keep the encoder's sampling values."""
+    green +. Points off the map fall outside the picture; each title gives their weight. The traces must share the configuration and keep the encoder's sampling values."""
     labels = list(traces)
     if not labels:
         raise ValueError("plot_sampling_overview needs at least one trace, e.g. {'trained': trace}")
@@ -152,7 +152,7 @@ def plot_sampling_overview(traces: dict, layer: int, level: int, x: int, y: int,
     figure = figure if figure is not None else new_figure((3.2 * len(labels) + 1.0, 4.2))
     axes = np.atleast_1d(figure.subplots(1, len(labels)))
     scatter = None
-    figure.subplots_adjust(left=0.08, right=0.86, bottom=0.24, top=0.84, wspace=0.12)
+    figure.subplots_adjust(left=0.08, right=0.86, bottom=0.24, top=0.79, wspace=0.12)
     for ax, label in zip(axes, labels):
         d = data[label]
         show_image(ax, image_of(traces[label], batch), alpha=0.6)
@@ -170,7 +170,9 @@ def plot_sampling_overview(traces: dict, layer: int, level: int, x: int, y: int,
         ax.set_ylim(H, 0)
         ax.set_xlabel("x (image pixels)")
         shares = " / ".join(f"{d['weights'][:, l].sum() / d['weights'].shape[0]:.2f}" for l in range(len(shapes)))
-        ax.set_title(f"{label}\nweight per level: {shares}", fontsize=8)
+        off = off_map(torch.as_tensor(d["locations"]), shapes).numpy()               # (nH, L, P): read 0
+        off_share = float((d["weights"] * off).sum()) / d["weights"].shape[0]
+        ax.set_title(f"{label}\nweight per level: {shares}\noff the map (not drawn): {off_share:.2f}", fontsize=8)
     axes[0].set_ylabel("y (image pixels)")
     figure.suptitle(f"encoder layer {layer}, query = level {level} pixel (x={x}, y={y}): all "
                     f"{d['weights'].shape[0]} heads' points", fontsize=9)

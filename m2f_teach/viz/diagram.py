@@ -2,6 +2,7 @@
 
     figure = architecture_diagram(trace_shapes(M2FConfig.seed()))   # the seed's picture
     figure = architecture_diagram(trace_shapes(M2FConfig.small()))  # redrawn at any config
+    figure = architecture_diagram(trace, lang="zh")                  # in Chinese (needs a CJK font)
 
 The seed note's own picture is missing (a local file path); this replaces it.
 """
@@ -18,6 +19,53 @@ COLOURS = dict(input="#e8e8e8", backbone="#cfe2f3", pixel="#d9ead3", encoder="#b
 
 
 TITLE_PT, BODY_PT, LABEL_PT = 11.5, 10, 8.5     # at 13 in wide: about the same on a 16:9 slide
+LANGUAGES = ("en", "zh")
+# fonts with Chinese glyphs, the first one installed is used for `lang="zh"`
+CJK_FONTS = ("Noto Sans CJK SC", "Source Han Sans SC", "WenQuanYi Micro Hei", "WenQuanYi Zen Hei",
+             "AR PL UMing CN", "SimHei", "Microsoft YaHei", "PingFang SC")
+# the diagram's words in Chinese, the seed note's terms (formulas and names stay as they are)
+WORDS_ZH = {
+    "images": "输入图像 images", "1 backbone": "1 主干网络", "strides": "步长", "stride": "步长",
+    "feats (seed: x = extract_feat(img))": "feats（seed：x = extract_feat(img)）",
+    "2.1 per level, low → high": "2.1 逐层，由低到高分辨率", "2.2 concatenate": "2.2 拼接",
+    "deformable encoder": "可变形编码器", "3.5 split back into maps": "3.5 拆分为多尺度特征图",
+    "3.6 FPN + mask_feature": "3.6 FPN + mask_feature", "dec 3.2 queries": "dec 3.2 查询",
+    "masked-attention decoder": "掩码注意力解码器", "outputs": "输出",
+    "each query reads": "每个查询读取", "points per head": "个采样点（每个头）",
+    "(Q, C) repeated over B": "(Q, C) 在 B 上重复", "layer i: cross-attn to level": "第 i 层：交叉注意力看层级",
+    "self-attn, FFN": "自注意力, FFN", "before layer 0\nand after each layer": "第 0 层之前\n及每层之后",
+    "levels 0…L−1 =": "层级 0…L−1 =", "(the seed leaves out the permute)": "（seed 漏写了 permute）",
+    "split over S,": "沿 S 拆分,", "lateral 1×1 on feats[0] + upsampled last map,": "feats[0] 横向 1×1 + 上采样的最后一张图,",
+    "3×3 conv, then 1×1 conv": "3×3 卷积, 再 1×1 卷积", "sine encoding of each map (key_pos):": "每张图的正弦编码（key_pos）:",
+    "shapes from a live trace": "形状来自实际追踪",
+}
+
+
+def _zh(text: str) -> str:
+    for english in sorted(WORDS_ZH, key=len, reverse=True):
+        text = text.replace(english.replace("\\n", "\n"), WORDS_ZH[english].replace("\\n", "\n"))
+    return text
+
+
+def cjk_font() -> str:
+    """The family name of an installed font with Chinese glyphs, or a `ValueError` that says
+    which to install."""
+    from matplotlib import font_manager
+    for attempt in range(2):
+        installed = {f.name for f in font_manager.fontManager.ttflist}
+        for name in CJK_FONTS:
+            if name in installed:
+                return name
+        if attempt == 0:                 # a font installed after matplotlib cached its list
+            for path in font_manager.findSystemFonts():
+                if path.lower().endswith((".ttc", ".otf", ".ttf")) and path not in {
+                        f.fname for f in font_manager.fontManager.ttflist}:
+                    try:
+                        font_manager.fontManager.addfont(path)
+                    except (OSError, RuntimeError, ValueError):
+                        continue
+    raise ValueError("--lang zh: no font with Chinese glyphs is installed; install one "
+                     "(Debian: fonts-noto-cjk or fonts-wqy-microhei) and run again")
 
 
 def shape_text(shape) -> str:
@@ -26,6 +74,7 @@ def shape_text(shape) -> str:
 
 def _box(ax, x, y, w, h, title, body, colour):
     """A rounded box with a bold title at the top and its body below (never on top of it)."""
+    title, body = ax._m2f_words(title), ax._m2f_words(body)
     ax.add_patch(FancyBboxPatch((x, y), w, h, boxstyle="round,pad=0,rounding_size=0.12",
                                 facecolor=colour, edgecolor="#444444", linewidth=1.0, gid="box"))
     ax.text(x + w / 2, y + h - 0.1, title, ha="center", va="top", fontsize=TITLE_PT,
@@ -36,6 +85,7 @@ def _box(ax, x, y, w, h, title, body, colour):
 
 
 def _label(ax, x, y, text, ha="center", va="center", rotation=0):
+    text = ax._m2f_words(text)
     ax.text(x, y, text, ha=ha, va=va, fontsize=LABEL_PT, color="#1a1a1a", rotation=rotation,
             linespacing=1.2, gid="arrow-label")
 
@@ -52,14 +102,25 @@ def _path(ax, points, colour="#333333"):
     _arrow(ax, points[-2], points[-1], colour)
 
 
-def architecture_diagram(trace, figure=None):
+def architecture_diagram(trace, figure=None, lang: str = "en"):
     """Backbone → pixel decoder (encoder + FPN) → masked-attention decoder → 1 + N_dec predictions.
 
     Four rows read top to bottom: the backbone; the pixel decoder's inputs and its deformable
     encoder; the split back into maps and the FPN; the decoder (the seed's "3、decoder" chapter,
     whose steps the table calls "dec 3.x"). No arrow crosses another arrow, a box or a label;
-    `tests/test_viz.py` checks the text extents.
+    `tests/test_diagram.py` checks the text extents. `lang="zh"` writes the words in Chinese
+    (the names and formulas stay), in the first installed font of `CJK_FONTS`.
     """
+    if lang not in LANGUAGES:
+        raise ValueError(f"language {lang!r}: expected one of {', '.join(LANGUAGES)}")
+    if lang == "en":
+        return _draw(trace, figure, lang)
+    import matplotlib
+    with matplotlib.rc_context({"font.family": [cjk_font(), "DejaVu Sans"]}):
+        return _draw(trace, figure, lang)
+
+
+def _draw(trace, figure, lang):
     c = trace.config
     s = c.symbols()
     L, n_dec, n_enc = c.num_levels, c.num_decoder_layers, c.num_encoder_layers
@@ -67,11 +128,12 @@ def architecture_diagram(trace, figure=None):
     sh = trace.shape
     figure = figure if figure is not None else new_figure((13.0, 8.6))
     ax = figure.add_axes((0, 0, 1, 1))
+    ax._m2f_words = _zh if lang == "zh" else (lambda text: text)
     ax.set_xlim(0, 13.0)
     ax.set_ylim(0, 8.6)
     ax.axis("off")
-    ax.text(0.15, 8.5, f"Mask2Former at B={s['B']}, H×W={s['H']}×{s['W']}, C={s['C']}, nH={s['nH']}, "
-            f"L={s['L']}, P={s['P']}, Q={s['Q']}, K={s['K']}, S={s['S']}   (shapes from a live trace)",
+    ax.text(0.15, 8.5, ax._m2f_words(f"Mask2Former at B={s['B']}, H×W={s['H']}×{s['W']}, C={s['C']}, nH={s['nH']}, "
+            f"L={s['L']}, P={s['P']}, Q={s['Q']}, K={s['K']}, S={s['S']}   (shapes from a live trace)"),
             fontsize=TITLE_PT, va="top", gid="title")
 
     # ---- row 1: 1 backbone --------------------------------------------------------------------
@@ -116,7 +178,8 @@ def architecture_diagram(trace, figure=None):
     # ---- row 3: 3.5 split → 3.6 FPN; feats[0] comes down the right-hand side ------------------------
     y3, h3 = 2.3, 1.35
     _box(ax, 0.15, y3, 4.0, h3, "3.5 split back into maps",
-         "memory.permute(1, 2, 0), split over S,\nreshape (the seed leaves out the permute)", COLOURS["encoder"])
+         "memory.permute(1, 2, 0), split over S,\nreshape (the seed leaves out the permute)\n"
+         + ", ".join(shape_text(sh(PD + f"multi_scale_memories.{i}")) for i in range(L)), COLOURS["encoder"])
     _arrow(ax, (2.15, y), (2.15, y3 + h3))
     _label(ax, 2.25, (y + y3 + h3) / 2, "memory " + shape_text(sh(PD + "memory")), ha="left")
     _box(ax, 7.4, y3, 4.8, h3, "3.6 FPN + mask_feature",
@@ -138,6 +201,9 @@ def architecture_diagram(trace, figure=None):
     _arrow(ax, (2.45, y4 + 0.7), (3.15, y4 + 0.7))
     _label(ax, 2.8, y4 + 0.92, "(Q, B, C)")
     _arrow(ax, (3.6, y3), (3.6, y4 + h4))
+    _arrow(ax, (3.3, y3), (3.3, y4 + h4))
+    _label(ax, 3.2, (y3 + y4 + h4) / 2, "sine encoding of each map (key_pos):\n" +
+           ", ".join(shape_text(sh(HD + f"decoder_positional_encodings.{i}")) for i in range(L)), ha="right")
     _label(ax, 3.7, (y3 + y4 + h4) / 2, "decoder_inputs (+ level_embed): " +
            ", ".join(shape_text(sh(HD + f"decoder_inputs.{i}")) for i in range(L)), ha="left")
     _box(ax, 8.75, y4, 2.3, h4, "dec 3.3 forward_head",
@@ -155,13 +221,21 @@ def architecture_diagram(trace, figure=None):
     return figure
 
 
-def save_diagram(trace, path, dpi: int = 200):
+def save_diagram(trace, path, dpi: int = 200, lang: str = "en"):
     """Write the diagram to `path` (.svg, .pdf or .png, from the suffix), the same bytes every
     run for the same trace (no creation date; fixed SVG ids)."""
     import matplotlib
 
+    import logging
+
     fmt = str(path).rsplit(".", 1)[-1].lower()
-    figure = architecture_diagram(trace)
+    figure = architecture_diagram(trace, lang=lang)
     metadata = {"svg": {"Date": None}, "pdf": {"CreationDate": None, "ModDate": None}}.get(fmt)
-    with matplotlib.rc_context({"svg.hashsalt": "m2f-teach", "svg.fonttype": "path"}):
-        figure.savefig(path, format=fmt, dpi=dpi, metadata=metadata)
+    fonts = logging.getLogger("matplotlib.font_manager")
+    level = fonts.level
+    fonts.setLevel(logging.ERROR)        # a CJK font without a bold face: its regular face is used
+    try:
+        with matplotlib.rc_context({"svg.hashsalt": "m2f-teach", "svg.fonttype": "path"}):
+            figure.savefig(path, format=fmt, dpi=dpi, metadata=metadata)
+    finally:
+        fonts.setLevel(level)

@@ -3,6 +3,7 @@
     figure = plot_feature_levels(trace)                   # one panel per level
     figure = plot_feature_channel(trace, level=3, channel=7)
     feature_browser(trace)                                # level + channel widget
+    figure = plot_maps({"lateral": x, "mask_features": y}) # any (C, h, w) maps, side by side
 """
 from __future__ import annotations
 
@@ -50,6 +51,28 @@ def plot_feature_levels(trace, pattern: str = BACKBONE, batch: int = 0, figure=N
         colourbar = figure.colorbar(im, ax=ax, fraction=0.046, pad=0.03)
         colourbar.ax.tick_params(labelsize=7)
     axes[k].set_xlabel("mean |activation| over channels", fontsize=8)
+    figure.tight_layout()
+    return figure
+
+
+def plot_maps(maps: dict, image=None, figure=None):
+    """One panel per named `(C, h, w)` (or `(1, C, h, w)`) map: the channel-mean of |map|, each with
+    its own colour scale; `image` `(H, W, 3)`, if given, comes first."""
+    panels = len(maps) + (image is not None)
+    figure = figure if figure is not None else new_figure((2.4 * panels, 2.8))
+    axes = np.atleast_1d(figure.subplots(1, panels))
+    if image is not None:
+        axes[0].imshow(image)
+        axes[0].set_title(f"input\n{image.shape[0]}×{image.shape[1]}", fontsize=9)
+        clean_axes(axes[0])
+    for ax, (name, x) in zip(axes[panels - len(maps):], maps.items()):
+        x = x[0] if x.dim() == 4 else x                               # (C, h, w)
+        im = ax.imshow(as_numpy(x.abs().mean(0)), cmap="magma", interpolation="nearest")
+        ax.set_title(f"{name}\n{x.shape[0]} ch, {x.shape[1]}×{x.shape[2]}", fontsize=9)
+        clean_axes(ax)
+        colourbar = figure.colorbar(im, ax=ax, fraction=0.046, pad=0.03)
+        colourbar.ax.tick_params(labelsize=7)
+    axes[panels - len(maps)].set_xlabel("mean |activation| over channels", fontsize=8)
     figure.tight_layout()
     return figure
 

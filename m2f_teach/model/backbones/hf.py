@@ -4,6 +4,8 @@ The public `facebook/mask2former-swin-*` checkpoints use a Swin Transformer. Rat
 re-implement Swin, the converter keeps HF's own backbone module and wraps it: images in,
 the list of four maps `(B, C_i, H/s_i, W/s_i)` out, each passed through a `Tap` named
 `feats` exactly as `ResNet.forward` does, so `trace()` sees `backbone.feats.{0..3}`.
+It runs in the forward pass, so it lives with the model; transformers is imported only to
+build a body from its config (`from_config_json`), never to import this file.
 
 Its parameters keep HF's names under `backbone.body.`: `backbone.body.embeddings...`.
 """
@@ -14,11 +16,14 @@ import json
 import torch
 from torch import nn
 
-from ..model.tap import Tap
+from ..tap import Tap
 
 
 class HFBackbone(nn.Module):
-    """`images (B, 3, H, W)` → list of 4 maps `(B, C_i, H/s_i, W/s_i)`, strides (4, 8, 16, 32)."""
+    """`images (B, 3, H, W)` → list of 4 maps `(B, C_i, H/s_i, W/s_i)`, strides (4, 8, 16, 32).
+
+    `channels`: the body's C_i per map; `strides`: s_i.
+    """
 
     def __init__(self, body: nn.Module, strides=(4, 8, 16, 32)):
         super().__init__()
@@ -35,7 +40,7 @@ class HFBackbone(nn.Module):
         return json.dumps(self.body.config.to_dict(), sort_keys=True)
 
     @classmethod
-    def from_config_json(cls, text: str) -> "HFBackbone":
+    def from_config_json(cls, text: str, strides=(4, 8, 16, 32)) -> "HFBackbone":
         """Rebuild an (uninitialised) body from `backbone_config_json()`; needs transformers."""
         try:
             from transformers import AutoBackbone, AutoConfig
@@ -44,7 +49,7 @@ class HFBackbone(nn.Module):
                               "pip install transformers") from err
         values = json.loads(text)
         config = AutoConfig.for_model(values.pop("model_type"), **values)
-        return cls(AutoBackbone.from_config(config))
+        return cls(AutoBackbone.from_config(config), strides)
 
     def forward(self, images: torch.Tensor) -> list[torch.Tensor]:
         maps = self.body(images).feature_maps                     # 4 × (B, C_i, H/s_i, W/s_i)

@@ -12,8 +12,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .config import M2FConfig
-from .tap import Tap
+from ..config import M2FConfig
+from ..tap import Tap
 
 
 class Bottleneck(nn.Module):
@@ -49,11 +49,15 @@ class Bottleneck(nn.Module):
 
 
 class ResNet(nn.Module):
-    """`images (B, 3, H, W)` → list of 4 maps `(B, 256·2^i, H/(4·2^i), W/(4·2^i))`."""
+    """`images (B, 3, H, W)` → list of 4 maps `(B, 256·2^i, H/(4·2^i), W/(4·2^i))`.
+
+    `channels`: C_i per map, 4 × each stage's width; `strides`: (4, 8, 16, 32).
+    """
 
     def __init__(self, config: M2FConfig):
         super().__init__()
         self.config = config
+        self.channels, self.strides = config.backbone_channels, config.strides
         stem = config.stem_channels
         self.conv1 = nn.Conv2d(config.in_channels, stem, 7, stride=2, padding=3, bias=False)
         self.bn1 = nn.BatchNorm2d(stem)
@@ -91,10 +95,10 @@ class ResNet(nn.Module):
         # same values, stored (B, H, W, C) in memory: oneDNN's fast layout for conv on CPU
         # (about 1.4× on ResNet-50); shapes and indexing stay (B, C, H, W)
         images = images.contiguous(memory_format=torch.channels_last)
-        x = self.maxpool(self.relu(self.bn1(self.conv1(images))))  # (B, 64, H/4, W/4)
+        x = self.maxpool(self.relu(self.bn1(self.conv1(images))))  # (B, stem_channels, H/4, W/4)
         feats = []
         for i in range(self.num_stages):
             x = getattr(self, f"layer{i + 1}")(x)                  # (B, 256·2^i, H/(4·2^i), W/(4·2^i))
-            stride, channels = self.config.strides[i], self.config.backbone_channels[i]
+            stride, channels = self.strides[i], self.channels[i]
             feats.append(self.tap(x, "feats", f"B {channels} H/{stride} W/{stride}", index=i))
         return feats
