@@ -1,7 +1,9 @@
 """Command line: `python -m m2f_teach {table,summary,...}`.
 
-A bad value or file ends the command with one line naming it (`error: ...`) and exit status
-2 (1 for a failed conversion, 130 on Ctrl-C); `--debug`, anywhere on the line, shows the
+Exit status: 0 done; 1 a check found a difference (`compare`: a stage beyond the tolerance,
+`export`: the written file against the model); 2 an error: a bad value or file, a failed
+conversion, ended with one line naming it (`error: ...`, written here and nowhere else); 130
+on Ctrl-C (`train`: 128 + the signal, after saving). `--debug`, anywhere on the line, shows the
 traceback instead.
 
     python -m m2f_teach table                          # the seed's annotated shape table (markdown)
@@ -23,58 +25,16 @@ traceback instead.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import importlib
 import os
 import signal
 import sys
-import typing
 
-SUBCOMMAND_MODULES = ("m2f_teach.tracing.cli", "m2f_teach.convert.cli", "m2f_teach.training.train",
-                      "m2f_teach.training.ablate", "m2f_teach.lab", "m2f_teach.predict.cli",
-                      "m2f_teach.export.cli", "m2f_teach.convert.compare",
+# one module a room, each with `add_parser(subparsers)`; a new command goes in its room's cli.py
+SUBCOMMAND_MODULES = ("m2f_teach.tracing.cli", "m2f_teach.convert.cli", "m2f_teach.training.cli",
+                      "m2f_teach.lab", "m2f_teach.predict.cli", "m2f_teach.export.cli",
                       "m2f_teach.site.cli")
-
-
-def _add_config_arguments(parser: argparse.ArgumentParser):
-    from .model.config import PRESETS, M2FConfig     # torch loads inside main(), which takes Ctrl-C
-    group = parser.add_argument_group("configuration (defaults: the preset's)")
-    group.add_argument("--preset", choices=PRESETS, default="seed", help="starting configuration")
-    group.add_argument("--image-size", nargs=2, type=int, metavar=("H", "W"), help="image height and width")
-    hints = typing.get_type_hints(M2FConfig)
-    for f in dataclasses.fields(M2FConfig):
-        if f.name in ("image_size", "backbone_stages"):
-            continue
-        flag = "--" + f.name.replace("_", "-")
-        kind = hints[f.name]
-        if kind is bool:
-            group.add_argument(flag, type=parse_bool, metavar="BOOL")
-        else:
-            group.add_argument(flag, type=kind, metavar=f.name.upper())
-
-
-TRUE_WORDS, FALSE_WORDS = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
-
-
-def parse_bool(text: str) -> bool:
-    """`true/yes/on/1` or `false/no/off/0` (any case); anything else is an argparse error."""
-    if text.lower() in TRUE_WORDS:
-        return True
-    if text.lower() in FALSE_WORDS:
-        return False
-    raise argparse.ArgumentTypeError(f"expected true or false (or {'/'.join(TRUE_WORDS[:3])}, "
-                                     f"{'/'.join(FALSE_WORDS[:3])}), got {text!r}")
-
-
-def config_from_args(args):
-    """The `M2FConfig` of `--preset` with the configuration flags given."""
-    from .model.config import M2FConfig
-    changes = {}
-    for f in dataclasses.fields(M2FConfig):
-        value = getattr(args, f.name, None)
-        if value is not None:
-            changes[f.name] = tuple(value) if f.name == "image_size" else value
-    return M2FConfig.preset(args.preset, **changes)
+BAD_INPUT = 2          # the exit status of every error: a bad value or file, a failed conversion
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -87,7 +47,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def report_error(error: BaseException, status: int = 2):
+def report_error(error: BaseException, status: int = BAD_INPUT):
     """End the command with one line, `error: ...`, naming what was wrong; exit `status`.
 
     A message's first line is its summary; further lines (a list of keys) follow indented.
@@ -141,12 +101,9 @@ def run_command(argv: list[str], debug: bool):
     if debug:
         status = args.func(args)
     else:
-        from .convert.strict import ConversionError
         try:
             status = args.func(args)
-        except ConversionError as error:
-            report_error(error, 1)
-        except Exception as error:  # noqa: BLE001 - every failure becomes one line
+        except Exception as error:  # noqa: BLE001 - every failure becomes one line, here only
             report_error(error)
     if status:
         sys.exit(status)

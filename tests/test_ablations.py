@@ -90,7 +90,8 @@ def test_without_masked_attention_cross_attention_sees_every_pixel(small_model, 
 
 
 def test_switches_trace_on_meta_and_reach_the_cli():
-    from m2f_teach.__main__ import build_parser, config_from_args
+    from m2f_teach.__main__ import build_parser
+    from m2f_teach.cli_args import config_from_args
     from m2f_teach.tracing import trace_shapes
     args = build_parser().parse_args(["table", "--preset", "small", "--masked-attention", "false",
                                       "--reset-all-blocked", "off"])
@@ -151,7 +152,8 @@ def test_fpn_only_mask_features_are_the_fpn_on_the_projected_maps(small_model, s
 
 
 def test_fpn_only_traces_on_meta_reaches_the_cli_and_trains(cli, capsys):
-    from m2f_teach.__main__ import build_parser, config_from_args
+    from m2f_teach.__main__ import build_parser
+    from m2f_teach.cli_args import config_from_args
     from m2f_teach.tracing import trace_shapes
     args = build_parser().parse_args(["table", "--preset", "shapes", "--deformable-encoder", "off"])
     config = config_from_args(args)
@@ -236,7 +238,7 @@ def test_full_mask_loss_equals_a_hand_computation():
 
 
 def test_default_loss_is_the_point_loss_and_full_mask_keeps_the_matching(small_model, small_images):
-    from m2f_teach.training.point_sample import get_uncertain_point_coords_with_randomness, point_sample
+    from m2f_teach.training.point_sampling import get_uncertain_point_coords_with_randomness, point_sample
     with torch.no_grad():
         cls_list, mask_list = small_model(small_images)
     masks = torch.zeros(2, 1, 128, 128, dtype=torch.bool)

@@ -177,7 +177,7 @@ CLI_CASES = [
     (["train", "--device", "tpu", "--out", "{d}/o.safetensors"], ["--device tpu"]),
     (["train", "--out", "/proc/m2f-teach-x/y.safetensors"], ["--out /proc/m2f-teach-x/y.safetensors"]),
     (["train", "--out", "{d}/a_file/y.safetensors"], ["--out {d}/a_file/y.safetensors"]),
-    (["train", "--out", "{d}"], ["--out {d}", "directory"]),
+    (["train", "--out", "{d}"], ["--out {d}", "is a folder"]),
     (["train", "--out", "{d}/weights.pth"], ["--out {d}/weights.pth", ".safetensors"]),
     (["train", "--init", "{d}/nowhere.safetensors"], ["--init {d}/nowhere.safetensors"]),
     (["train", "--init", "{d}/truncated.safetensors", "--out", "{d}/o.safetensors"],
@@ -278,7 +278,7 @@ def test_cli_errors_are_one_line(files, capsys):
     err = cli_error(capsys, ["train", "--threads", "-1"], status=2)
     assert err == "error: --threads -1: expected an integer ≥ 0\n"
     err = cli_error(capsys, ["convert", "--from", "mmdet", f"{files}/empty.pth", "-o", f"{files}/o.safetensors"],
-                    status=1)
+                    status=2)                         # a failed conversion: the same status as any bad input
     assert err.count("\n") == 1
 
 
@@ -334,7 +334,7 @@ def tiny():
     return Mask2Former(M2FConfig.small(batch_size=1, num_encoder_layers=1, num_decoder_layers=1)).eval()
 
 
-def test_nan_pixels_warn(tiny):
+def test_nan_or_inf_pixels_give_a_warning(tiny):
     images = torch.zeros(1, 3, 64, 64)
     images[0, 1, 5, 7] = float("nan")
     images[0, 0, 0, 0] = float("inf")
@@ -580,7 +580,7 @@ def test_a_flipped_byte_in_the_shipped_weights_is_caught(tmp_path, monkeypatch):
 
 # ---- training: checked first, saved on the way, resumable -------------------------------------------
 def train_args(tmp_path, name, **changes):
-    from m2f_teach.training.train import add_arguments
+    from m2f_teach.training.options import add_arguments
     args = add_arguments(argparse.ArgumentParser()).parse_args([])
     values = dict(steps=4, batch_size=2, val_every=1000, val_images=1, test_images=1, log_every=1, warmup=1,
                   device="cpu", workers=0, no_progress=True, out=str(tmp_path / f"{name}.safetensors"))
@@ -667,7 +667,7 @@ def test_train_refuses_to_write_into_the_installed_package(tmp_path, monkeypatch
     """The shipped checkpoint is never replaced by a run that meant to write elsewhere: a path
     inside m2f_teach/ needs --allow-package-write, and the missing-weights advice points elsewhere."""
     import m2f_teach.pretrained as pretrained
-    from m2f_teach.training.train import check_output
+    from m2f_teach.training.options import check_package_write
 
     def no_step(self, images):
         raise AssertionError("a training step ran before --out was checked")
@@ -678,7 +678,7 @@ def test_train_refuses_to_write_into_the_installed_package(tmp_path, monkeypatch
     err = cli_error(capsys, ["train", "--steps", "1", "--out", str(shipped)], status=2)
     assert f"--out {shipped}: inside the installed package" in err and "--allow-package-write" in err
     assert (shipped.read_bytes() if shipped.exists() else None) == before
-    check_output(shipped.with_name("new.safetensors"), allow_package_write=True)     # the flag lets it through
+    check_package_write(shipped.with_name("new.safetensors"), allow_package_write=True)     # the flag lets it through
     message = pretrained._missing_message(".safetensors")
     assert "--out m2f_teach/" not in message and "--out artifacts/shapes_small.safetensors" in message
 

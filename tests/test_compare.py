@@ -52,7 +52,7 @@ def test_first_stage_that_differs_is_named(hf_model):
     assert "first stage beyond tolerance: panoptic_head.pixel_decoder.mask_features" in render(rows, "HF")
 
 
-def test_against_mmdetection_itself():
+def test_compare_finds_every_mmdetection_stage_equal_to_ours():
     from test_convert_mmdet import import_mmdet, shrunk_mmdet_config
     from m2f_teach.convert.hf_reference import randomize_batchnorm_
     mmdet, MODELS, Config = import_mmdet()

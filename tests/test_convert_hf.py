@@ -20,7 +20,6 @@ transformers = pytest.importorskip("transformers", reason="transformers (a test 
 
 from m2f_teach.convert import (ConversionError, from_hf, load_checkpoint, read_state_dict,  # noqa: E402
                                save_checkpoint, state_dict_from_hf)
-from m2f_teach.convert.cli import main as convert_main  # noqa: E402
 from m2f_teach.convert.hf_reference import (hf_resnet_config, hf_stages, max_abs_diffs,  # noqa: E402
                                             our_stages, random_hf_model, seed_hf_config)
 
@@ -67,7 +66,7 @@ def hf_small():
 
 
 @pytest.mark.parametrize("batch,size", [(1, (96, 160)), (2, (128, 64))])
-def test_resnet_stages_match(hf_small, batch, size):
+def test_converted_hf_model_matches_hf_stage_by_stage(hf_small, batch, size):
     model = from_hf(hf_small, image_size=size)
     assert not model.training
     images = torch.randn(batch, 3, *size, generator=torch.Generator().manual_seed(batch))
@@ -119,11 +118,11 @@ def test_swin_backbone_through_adapter():
                if "attn_mask" not in k) <= TOL
 
 
-def test_save_load_and_cli(hf_small, tmp_path, capsys):
+def test_save_load_and_cli(hf_small, tmp_path, capsys, cli):
     hf_dir = tmp_path / "hf"
     hf_small.save_pretrained(hf_dir)
     out = tmp_path / "m2f.safetensors"
-    assert convert_main(["--from", "hf", str(hf_dir), "--output", str(out)]) == 0
+    assert cli(["convert", "--from", "hf", str(hf_dir), "--output", str(out)]) == 0
     assert "wrote" in capsys.readouterr().out
     loaded = load_checkpoint(out)
     assert not loaded.training
@@ -137,9 +136,9 @@ def test_save_load_and_cli(hf_small, tmp_path, capsys):
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 
 
-def test_cli_reports_a_missing_model(tmp_path, capsys):
+def test_cli_reports_a_missing_model(tmp_path, capsys, cli):
     missing = str(tmp_path / "nothing-here")
-    assert convert_main(["--from", "hf", missing, "--output", str(tmp_path / "x.safetensors")]) == 1
+    assert cli(["convert", "--from", "hf", missing, "--output", str(tmp_path / "x.safetensors")]) == 2
     err = capsys.readouterr().err
     assert err.startswith(f"error: {missing}: not a folder and not in the local HF cache") and "Download it first" in err
 
@@ -164,7 +163,7 @@ def test_unsupported_hf_config_is_explained():
         from_hf(state_dict={}, config=cfg)
 
 
-def test_no_pickle_objects(tmp_path):
+def test_a_checkpoint_holding_pickled_objects_is_refused(tmp_path):
     path = tmp_path / "weird.pth"
     torch.save({"state_dict": {"a": torch.zeros(1)}, "meta": {"args": argparse.Namespace(lr=0.1)}}, path)
     with pytest.raises(ConversionError, match="weights_only"):

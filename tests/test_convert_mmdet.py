@@ -57,7 +57,7 @@ def test_mmdet3_layout_loads_as_is(small_model):
     assert all(torch.equal(model.state_dict()[k], v) for k, v in sd.items())
 
 
-def test_mmdet2_layout(small_model, tmp_path):
+def test_an_mmdet2_layout_checkpoint_converts_to_the_same_weights(small_model, tmp_path):
     sd2 = to_mmdet2_layout(small_model.state_dict())
     assert any(".attentions.1.attn.in_proj_weight" in k for k in sd2)
     path = tmp_path / "mmdet2.pth"
@@ -122,7 +122,7 @@ def mmdet_model():
 
 
 @pytest.mark.parametrize("batch,size", [(1, (96, 160)), (2, (128, 64))])
-def test_against_mmdetection(mmdet_model, batch, size):
+def test_converted_mmdet_model_matches_mmdetection_stage_by_stage(mmdet_model, batch, size):
     mmdet, _, Config = import_mmdet()
     cfg = shrunk_mmdet_config(Config, mmdet)
     model = from_mmdet(mmdet_model.state_dict(), cfg, image_size=size)

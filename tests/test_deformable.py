@@ -11,7 +11,7 @@ from m2f_teach.model.deformable_attention import (get_level_start_index, multi_s
 
 
 @pytest.mark.parametrize("spatial_shapes", [[(2, 3), (4, 6)], [(3, 3), (5, 7), (8, 4)]])
-def test_core_matches_loop(spatial_shapes):
+def test_gather_core_equals_the_loop_reference(spatial_shapes):
     g = torch.Generator().manual_seed(0)
     B, nH, D, P, S_q = 2, 2, 3, 3, 5
     S = sum(h * w for h, w in spatial_shapes)

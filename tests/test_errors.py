@@ -15,12 +15,12 @@ from m2f_teach.tracing import trace_shapes
     (dict(feat_channels=104), r"num_groups=32 must divide feat_channels=104"),
     (dict(batch_size=-1), r"batch_size must be a positive integer, got -1"),
 ])
-def test_bad_config(changes, message):
+def test_a_bad_config_value_is_one_error_naming_it(changes, message):
     with pytest.raises(ValueError, match=message):
         M2FConfig.seed(**changes)
 
 
-def test_unknown_preset():
+def test_an_unknown_preset_lists_the_presets():
     with pytest.raises(ValueError, match=r"unknown preset 'big'; expected one of \['seed', 'shapes', 'small'\]"):
         M2FConfig.preset("big")
 
@@ -31,12 +31,12 @@ def test_unknown_preset():
     (torch.zeros(3, 64, 64), r"4 dimensions .* got shape \(3, 64, 64\)"),
     (torch.zeros(2, 3, 64, 64, dtype=torch.uint8), r"floating point .* torch.uint8"),
 ])
-def test_bad_images(small_model, images, message):
+def test_bad_images_are_one_error_naming_the_expected_shape(small_model, images, message):
     with pytest.raises((ValueError, TypeError), match=message):
         small_model(images)
 
 
-def test_not_a_tensor(small_model):
+def test_a_list_instead_of_a_tensor_is_refused(small_model):
     with pytest.raises(TypeError, match=r"torch.Tensor of shape \(B, 3, H, W\), got list"):
         small_model([[0.0]])
 

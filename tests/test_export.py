@@ -61,11 +61,11 @@ def test_cli_exports_converted_weights_and_checks_them(cli, tiny, tmp_path, caps
 
 @pytest.mark.parametrize("args,expected", [
     (["--format", "tflite", "-o", "m.tflite"], "--format tflite: expected onnx or pt2"),
-    (["--format", "onnx", "-o", "m.pt2"], "expected a .onnx file name"),
+    (["--format", "onnx", "-o", "m.pt2"], "-o m.pt2: expected a file name ending in .onnx"),
     (["--format", "onnx", "--image-size", "100", "100", "-o", "m.onnx"], "multiples of 32"),
     (["--format", "pt2", "--weights", "missing.safetensors", "-o", "m.pt2"], "no checkpoint at missing.safetensors")])
 def test_bad_arguments_are_one_line(cli, tmp_path, capsys, monkeypatch, args, expected):
     monkeypatch.chdir(tmp_path)
-    assert cli(["export", *args]) == 1
+    assert cli(["export", *args]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: ") and expected in err and err.count("\n") == 1, err

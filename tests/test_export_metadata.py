@@ -73,7 +73,7 @@ def test_relative_difference_is_over_each_outputs_magnitude():
 def test_export_checks_values_and_paths_before_loading(cli, tmp_path, capsys, monkeypatch, args, expected):
     monkeypatch.chdir(tmp_path)
     full = ["export", "--format", "onnx", "-o", "m.onnx", *args]
-    assert cli(full) == 1
+    assert cli(full) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: ") and expected in err and err.count("\n") == 1, err
     assert list(tmp_path.iterdir()) == []

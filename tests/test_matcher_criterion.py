@@ -9,7 +9,7 @@ import torch
 from m2f_teach.training.criterion import (Mask2FormerCriterion, cross_entropy_loss, dice_loss,
                                           mask_bce_loss, num_points_for, total_loss)
 from m2f_teach.training.matcher import HungarianMatcher, classification_cost, dice_cost, mask_bce_cost
-from m2f_teach.training.point_sample import get_uncertain_point_coords_with_randomness, point_sample
+from m2f_teach.training.point_sampling import get_uncertain_point_coords_with_randomness, point_sample
 
 
 def sigmoid(x):
@@ -217,7 +217,7 @@ def test_batched_costs_equal_the_per_image_costs():
 
 def test_training_exports_the_point_sampling_functions_not_their_module():
     import importlib
-    import m2f_teach.training.criterion  # noqa: F401  (imports the point_sample module first)
+    import m2f_teach.training.criterion  # noqa: F401  (imports the point_sampling module first)
     training = importlib.import_module("m2f_teach.training")
     assert callable(training.point_sample) and callable(training.get_uncertain_point_coords_with_randomness)
     assert training.Mask2FormerCriterion.__name__ == "Mask2FormerCriterion"

@@ -10,7 +10,7 @@ from m2f_teach.model.tap import Tap
 from m2f_teach.tracing import trace, trace_shapes
 
 
-def test_small_forward(small_model, small_images, small_config):
+def test_small_forward_gives_ten_predictions_of_the_expected_shapes(small_model, small_images, small_config):
     with torch.no_grad():
         cls_pred_list, mask_pred_list = small_model(small_images)
     B, Q, K = 2, small_config.num_queries, small_config.num_classes + 1
@@ -60,7 +60,7 @@ def test_reference_points_are_pixel_centres():
     assert torch.allclose(ref, torch.tensor(expected), atol=1e-6)
 
 
-def test_sine_encoding_values():
+def test_sine_encoding_has_the_expected_values_on_a_2x2_grid():
     pe = SinePositionalEncoding(num_feats=4)
     mask = torch.zeros(1, 2, 2, dtype=torch.bool)
     pos = pe(mask)                                                        # (1, 8, 2, 2)
@@ -72,7 +72,7 @@ def test_sine_encoding_values():
     assert torch.allclose(pos[0, 4, 0], pos[0, 4, 1]) and not torch.allclose(pos[0, 4, :, 0], pos[0, 4, :, 1])
 
 
-def test_deformable_initialisation():
+def test_deformable_attention_starts_with_zero_weights_and_offsets_on_a_ring():
     from m2f_teach.model.deformable_attention import MultiScaleDeformableAttention
     attn = MultiScaleDeformableAttention(256, 8, 3, 4)
     bias = attn.sampling_offsets.bias.view(8, 3, 4, 2)
@@ -95,7 +95,7 @@ def test_all_blocked_rows_are_reset(small_model, small_images):
         assert torch.equal(used[~blocked], raw[~blocked])    # other rows unchanged
 
 
-def test_frozen_backbone_norm(small_model):
+def test_backbone_batchnorm_stays_frozen_in_train_mode(small_model):
     model = Mask2Former(M2FConfig.small()).train()
     bns = [m for m in model.backbone.modules() if isinstance(m, torch.nn.BatchNorm2d)]
     assert bns and all(not m.training for m in bns)
@@ -103,7 +103,7 @@ def test_frozen_backbone_norm(small_model):
     assert model.panoptic_head.training
 
 
-def test_gradients_flow():
+def test_gradients_reach_the_sampling_offsets_and_the_backbone():
     torch.manual_seed(0)
     model = Mask2Former(M2FConfig.small(batch_size=1)).train()
     cls_pred_list, mask_pred_list = model(torch.randn(1, 3, 64, 64))

@@ -26,7 +26,7 @@ def environment_requirements(name: str = "environment.yml") -> dict:
 
 
 @pytest.mark.parametrize("name, extra", [("environment.yml", "dev"), ("environment-lab.yml", "lab")])
-def test_environment_matches_pyproject(name, extra):
+def test_conda_environments_hold_the_pyproject_dependencies(name, extra):
     """environment.yml holds the dependencies and the dev extra; environment-lab.yml (students)
     the dependencies and the lab extra."""
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
@@ -41,7 +41,7 @@ def test_environment_matches_pyproject(name, extra):
             assert env[name] == req, f"{name}: pyproject says {req!r}, environment.yml {env[name]!r}"
 
 
-def test_makefile_pins_torch():
+def test_makefile_pins_the_torch_version():
     makefile = (ROOT / "Makefile").read_text()
     assert "TORCH_SPEC ?= torch==2.13.0" in makefile
 

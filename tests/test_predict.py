@@ -320,7 +320,7 @@ def test_cli_on_converted_hf_weights_uses_stored_names(cli, tmp_path, capsys):
     names = {i["name"] for i in json.loads((tmp_path / "r.json").read_text())[0]["instances"]}
     assert names and names <= {"cat", "grass", "sky"}
     capsys.readouterr()                          # (transformers' note on the ResNet backbone)
-    assert cli(args + ["--task", "panoptic"]) == 1
+    assert cli(args + ["--task", "panoptic"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "panoptic" in err and "stuff" in err and "--num-things" in err
     assert cli(args + ["--task", "panoptic", "--num-things", "1"]) == 0
@@ -338,7 +338,7 @@ def test_bad_input_is_one_line_naming_it(cli, tmp_path, capsys, case, expected):
     Image.fromarray(image[:20, :40]).save(paths["tiny"])
     Image.fromarray(image).save(paths["task"])
     args = ["predict", str(paths[case])] + (["--task", "depth"] if case == "task" else [])
-    assert cli(args) == 1
+    assert cli(args) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: ") and err.count("\n") == 1 and expected in err, err
     if case != "task":
@@ -363,7 +363,7 @@ def test_bad_input_is_one_line_naming_it(cli, tmp_path, capsys, case, expected):
 def test_every_flag_is_checked_and_named(cli, tmp_path, capsys, monkeypatch, flags, named):
     monkeypatch.chdir(tmp_path)
     write_png(tmp_path / "ok.png", shapes_image(0)["image"])
-    assert cli(["predict", "ok.png", *flags]) == 1
+    assert cli(["predict", "ok.png", *flags]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: ") and err.count("\n") == 1 and named in err, err
 
@@ -373,10 +373,10 @@ def test_nothing_is_written_unless_the_whole_run_can_succeed(cli, tmp_path, caps
     (old: the model ran, r.json was written, then -o failed)."""
     monkeypatch.chdir(tmp_path)
     write_png(tmp_path / "ok.png", shapes_image(0)["image"])
-    assert cli(["predict", "ok.png", "-o", "missing/over.png", "--json", "r.json"]) == 1
+    assert cli(["predict", "ok.png", "-o", "missing/over.png", "--json", "r.json"]) == 2
     assert "--overlay missing/over.png: the folder missing does not exist" in capsys.readouterr().err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ok.png"]
-    assert cli(["predict", "ok.png", "--json", "ok.png"]) == 1          # would overwrite its input
+    assert cli(["predict", "ok.png", "--json", "ok.png"]) == 2          # would overwrite its input
     assert "is one of the input images" in capsys.readouterr().err
 
 
@@ -386,7 +386,7 @@ def test_cuda_without_cuda_is_one_clear_line(cli, tmp_path, capsys):
     with pytest.raises(ValueError, match="CUDA is not available on this machine"):
         predict(shapes_image(0)["image"], device="cuda")
     write_png(tmp_path / "ok.png", shapes_image(0)["image"])
-    assert cli(["predict", str(tmp_path / "ok.png"), "--device", "cuda"]) == 1
+    assert cli(["predict", str(tmp_path / "ok.png"), "--device", "cuda"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "device 'cuda': CUDA is not available" in err
 

@@ -10,8 +10,8 @@ import torch
 from m2f_teach import M2FConfig
 from m2f_teach.convert.checkpoint import load_checkpoint
 from m2f_teach.training import ablate
-from m2f_teach.training.train import (BASE, RECIPES, add_arguments, lr_factor, resolve_recipe, train,
-                                      training_config)
+from m2f_teach.training.options import BASE, RECIPES, add_arguments, resolve_recipe, training_config
+from m2f_teach.training.train import lr_factor, train
 
 
 def parse(*flags):
@@ -45,7 +45,7 @@ def test_model_flags_build_the_ablations():
         training_config(parse("--image-size", "100", "96"))
 
 
-def test_cosine_schedule():
+def test_cosine_schedule_warms_up_then_falls_to_zero():
     steps, warmup = 100, 10
     assert lr_factor(0, steps, warmup, "cosine") == pytest.approx(0.1)
     assert lr_factor(warmup, steps, warmup, "cosine") == pytest.approx(1.0)
@@ -154,7 +154,7 @@ def test_diagram_refuses_the_fpn_only_ablation_in_one_line(tmp_path, capsys, cli
 
 def test_saved_files_follow_the_umask(tmp_path):
     import os
-    from m2f_teach.training.train import atomic_write
+    from m2f_teach.files import atomic_write
     old = os.umask(0o022)
     try:
         atomic_write(tmp_path / "a.json", lambda tmp: open(tmp, "w").write("{}"))

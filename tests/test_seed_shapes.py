@@ -56,11 +56,11 @@ SEED_SHAPES = {
 
 
 @pytest.mark.parametrize("name,shape", sorted(SEED_SHAPES.items()))
-def test_seed_shape(seed_trace, name, shape):
+def test_seed_tensor_has_the_seed_notes_shape(seed_trace, name, shape):
     assert seed_trace.shape(name) == shape
 
 
-def test_ten_predictions(seed_trace):
+def test_seed_model_gives_ten_predictions(seed_trace):
     cls_pred_list, mask_pred_list = seed_trace.outputs
     assert len(cls_pred_list) == len(mask_pred_list) == 10
     assert all(tuple(c.shape) == (2, 100, 81) for c in cls_pred_list)
@@ -68,7 +68,7 @@ def test_ten_predictions(seed_trace):
     assert len(seed_trace.names(pattern="panoptic_head.cls_pred.*")) == 10
 
 
-def test_level_cycle(seed_trace):
+def test_decoder_layer_i_attends_to_level_i_mod_3(seed_trace):
     """Layer i attends to level i % 3, low to high resolution."""
     sizes = [32 * 32, 64 * 64, 128 * 128]
     for i in range(9):
@@ -76,7 +76,7 @@ def test_level_cycle(seed_trace):
         assert seed_trace["panoptic_head.transformer_decoder.layers.%d.attn_mask" % i].level == i % 3
 
 
-def test_seed_config_numbers():
+def test_seed_config_derives_the_seed_notes_numbers():
     from m2f_teach import M2FConfig
     c = M2FConfig.seed()
     assert c.spatial_shapes == ((32, 32), (64, 64), (128, 128))

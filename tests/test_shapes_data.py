@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 import torch
 
-from m2f_teach.data import CLASS_NAMES, ShapesDataset, collate, denormalize, draw_sample, normalize
+from m2f_teach.data import CLASS_NAMES, ShapesDataset, collate, denormalise, draw_sample, normalise_pixels
 
 
 def test_same_index_and_seed_give_the_same_sample():
@@ -61,11 +61,11 @@ def test_dataset_items_and_collate():
         data[3]
 
 
-def test_normalize_round_trips():
+def test_normalised_pixels_round_trip_to_the_image():
     image = draw_sample(0)["image"]
-    x = normalize(image)
+    x = normalise_pixels(torch.from_numpy(image).permute(2, 0, 1).float())
     assert abs(float(x.mean())) < 2
-    assert np.array_equal(denormalize(x), image)
+    assert np.array_equal(denormalise(x), image)
 
 
 def full_grid_shape_mask(label, centre, radius, angle, image_size):
@@ -120,7 +120,7 @@ PINNED = [((0, (128, 128), 40, 4), "99804eb9590dc99df6a963b050bd421785a040dfe090
 
 
 @pytest.mark.parametrize("args, expected", PINNED)
-def test_samples_are_pinned(args, expected):
+def test_samples_are_pinned_by_their_hashes(args, expected):
     import hashlib
     seed, size, n, max_objects = args
     digest = hashlib.sha256()

@@ -35,10 +35,10 @@ def test_teaching_outputs_hold_the_models_predictions_and_the_masks_each_layer_u
 
 
 def test_the_shipped_checkpoint_resets_all_blocked_rows_on_a_held_out_image():
-    from m2f_teach.data.shapes import TEST_SEED, draw_sample, normalize
+    from m2f_teach.data.shapes import TEST_SEED, draw_sample, normalise_pixels
     from m2f_teach.pretrained import load_pretrained
     model = load_pretrained()
-    x = normalize(draw_sample(0, seed=TEST_SEED)["image"])[None]
+    x = normalise_pixels(torch.from_numpy(draw_sample(0, seed=TEST_SEED)["image"]).permute(2, 0, 1).float())[None]
     outputs = check_teaching_outputs(model, x)
     # the page shows the reset: on this image some query's mask is empty at some layer
     assert any(outputs[f"all_blocked.{i}"].any() for i in range(model.config.num_decoder_layers))
@@ -101,7 +101,7 @@ def test_site_refuses_to_replace_a_folder_it_did_not_write(tmp_path, cli, capsys
     (folder / "mine.txt").write_text("keep me")
     with pytest.raises(FileExistsError, match="not written by"):
         build_site(folder)
-    assert cli(["site", "-o", str(folder)]) == 1
+    assert cli(["site", "-o", str(folder)]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "error: -o" in err and "Traceback" not in err
     assert (folder / "mine.txt").read_text() == "keep me"

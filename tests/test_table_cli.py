@@ -17,7 +17,7 @@ def run_cli(capsys, *argv):
     return capsys.readouterr().out
 
 
-def test_markdown_table_rows(seed_trace):
+def test_markdown_table_has_the_seed_rows(seed_trace):
     md = seed_trace.table().to_markdown()
     assert md.startswith("**Mask2Former shapes at B=2, H×W=1024×1024, C=256, nH=8, L=3, P=4, Q=100, K=81, S=21504**")
     assert ("| 3.4 deformable attention | `panoptic_head.pixel_decoder.encoder.layers.{0–5}.self_attn.sampling_offsets ×6`"
@@ -36,7 +36,7 @@ def test_uncollapsed_has_one_row_per_tensor(seed_trace):
     assert len(seed_trace.table()) < 80          # 72 rows: repeated layers collapse
 
 
-def test_json_format(seed_trace):
+def test_json_table_has_one_object_per_traced_tensor(seed_trace):
     rows = json.loads(seed_trace.table(collapse=False).to_json())
     assert len(rows) == 204  # 159 + 9 layers × (3 cross-attention + 2 self-attention)
     first = rows[0]
@@ -46,13 +46,13 @@ def test_json_format(seed_trace):
     assert by_name["panoptic_head.pixel_decoder.reference_points"]["step"] == "2.2 reference points"
 
 
-def test_table_is_deterministic():
+def test_table_is_the_same_text_on_every_run():
     a = trace_shapes(M2FConfig.seed()).table().to_markdown()
     b = trace_shapes(M2FConfig.seed()).table().to_markdown()
     assert a == b
 
 
-def test_cli_table_formats(capsys, tmp_path):
+def test_table_command_writes_each_format(capsys, tmp_path):
     out = run_cli(capsys, "table", "--preset", "small", "--format", "csv")
     rows = list(csv.reader(io.StringIO(out)))
     assert rows[0][:4] == ["step", "name", "symbolic", "shape"]
@@ -68,20 +68,20 @@ def test_cli_table_formats(capsys, tmp_path):
     assert html.startswith("<table") and "(2, 21504, 8, 3, 8, 2)" in html
 
 
-def test_cli_bad_value(capsys):
+def test_table_command_exits_2_on_a_bad_value(capsys):
     with pytest.raises(SystemExit) as exc:
         main(["table", "--image-size", "1000", "1024"])
     assert exc.value.code == 2
     assert "1000×1024" in capsys.readouterr().err
 
 
-def test_cli_summary(capsys):
+def test_summary_command_counts_the_seed_parameters(capsys):
     out = run_cli(capsys, "summary", "--depth", "1")
     assert "Total params: 44,023,377" in out
     assert "Tap" not in out
 
 
-def test_module_entry_point():
+def test_python_dash_m_runs_the_table_command():
     """`python -m m2f_teach table` works as a process (what the README shows)."""
     result = subprocess.run([sys.executable, "-m", "m2f_teach", "table", "--preset", "small"],
                             capture_output=True, text=True, timeout=300)

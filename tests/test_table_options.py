@@ -126,7 +126,7 @@ def test_html_standalone_is_a_page(seed_trace):
     assert page.rstrip().endswith("</html>") and page.count("<table") == 1
 
 
-def test_cli_options_together(capsys):
+def test_table_options_combine_in_one_command(capsys):
     out = run_cli(capsys, "table", "--preset", "small", "--columns", "step,name,shape",
                   "--steps", "3.4", "--short-names", "--lang", "both")
     rows = markdown_rows(out)

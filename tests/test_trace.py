@@ -1,12 +1,11 @@
 """The tracer: records, keep=, symbolic checks, hooks removed even when the forward fails."""
-import time
 
 import pytest
 import torch
 
 from m2f_teach import M2FConfig, Mask2Former
 from m2f_teach.model.tap import Tap
-from m2f_teach.tracing import SymbolicShapeError, trace, trace_shapes
+from m2f_teach.tracing import SymbolicShapeError, trace
 
 
 def hook_count(model):
@@ -26,7 +25,7 @@ def test_names_in_call_order(seed_trace):
                             .replace("#0", "")) == (2, 21504, 8, 3, 4, 2)
 
 
-def test_module_calls_recorded(seed_trace):
+def test_trace_records_module_calls(seed_trace):
     rec = seed_trace.record("panoptic_head.pixel_decoder.encoder.layers.2.self_attn.sampling_offsets")
     assert rec.kind == "tensor"
     linear = [r for r in seed_trace.calls if r.module.endswith("layers.2.self_attn.sampling_offsets")]
@@ -50,7 +49,7 @@ def test_keep_pattern_that_matches_nothing(small_model, small_images):
     assert hook_count(small_model) == 0
 
 
-def test_unknown_name_suggests(seed_trace):
+def test_an_unknown_name_suggests_the_nearest(seed_trace):
     with pytest.raises(KeyError, match="did you mean 'panoptic_head.pixel_decoder.memory'"):
         seed_trace.shape("panoptic_head.pixel_decoder.memroy")
 
@@ -74,7 +73,7 @@ def test_hooks_removed_after_success_and_failure(small_model, small_images):
     assert hook_count(model) == 0
 
 
-def test_symbolic_mismatch_raises():
+def test_a_tap_whose_shape_differs_from_its_symbol_raises():
     class Wrong(torch.nn.Module):
         config = M2FConfig.small()
 
@@ -103,14 +102,6 @@ def test_extra_sizes_in_symbolic():
 
     t = trace(WithSizes(), torch.zeros(5, 3))
     assert t.record("cost").sizes == {"Q": 5, "N_gt": 3}
-
-
-def test_meta_trace_is_fast():
-    trace_shapes(M2FConfig.seed())                     # warm: torch's one-time meta set-up
-    start = time.perf_counter()
-    trace_shapes(M2FConfig.seed())
-    # a generous bound so a loaded CI machine passes; benchmarks/ measures the real figure
-    assert time.perf_counter() - start < 10
 
 
 def test_trace_repr_and_html(seed_trace):

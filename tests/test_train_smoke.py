@@ -5,7 +5,9 @@ import argparse
 import torch
 from safetensors.torch import load_file
 
-from m2f_teach.training.train import add_arguments, add_parser, train
+from m2f_teach.training.cli import add_parser
+from m2f_teach.training.options import add_arguments
+from m2f_teach.training.train import train
 
 
 def args_for(tmp_path, name, **changes):
@@ -18,7 +20,7 @@ def args_for(tmp_path, name, **changes):
     return args
 
 
-def test_loss_falls(tmp_path):
+def test_loss_falls_in_30_steps(tmp_path):
     torch.set_num_threads(2)
     info = train(args_for(tmp_path, "smoke"))
     losses = info["history"]["loss"]

@@ -5,7 +5,8 @@ import pytest
 import torch
 
 from m2f_teach.model import M2FConfig, Mask2Former
-from m2f_teach.training.train import add_arguments, make_optimizer, param_groups, training_forward
+from m2f_teach.training.options import add_arguments
+from m2f_teach.training.train import make_optimizer, param_groups, training_forward
 
 
 def test_fused_adamw_makes_the_same_update_as_plain_adamw():

@@ -41,7 +41,7 @@ def no_model_run(explorer, model, **values):
     return not calls
 
 
-def test_images():
+def test_normalise_and_denormalise_round_trip_a_photo():
     photo = viz.sample_photo((64, 96))
     assert photo.shape == (64, 96, 3) and photo.dtype.name == "uint8"
     images = viz.normalise(photo)
@@ -49,7 +49,7 @@ def test_images():
     assert (viz.denormalise(images)[0] == photo).all()
 
 
-def test_static_plots(viz_trace, model):
+def test_static_plots_draw_without_a_browser(viz_trace, model):
     attention = model.panoptic_head.pixel_decoder.encoder.layers[0].self_attn
     figures = [
         viz.architecture_diagram(trace_shapes(M2FConfig.seed())),
@@ -78,7 +78,7 @@ def test_diagram_shows_live_shapes():
     assert "21504" not in text
 
 
-def test_feature_browser(viz_trace, model):
+def test_feature_browser_redraws_on_a_new_channel(viz_trace, model):
     explorer = viz.feature_browser(viz_trace)
     assert isinstance(explorer.widget, ipywidgets.VBox)
     assert changes(explorer, channel=3)
@@ -93,21 +93,21 @@ def test_feature_browser_other_maps(viz_trace):
     assert changes(explorer, level=2)
 
 
-def test_positional_browser(viz_trace):
+def test_positional_browser_redraws_on_a_new_channel(viz_trace):
     explorer = viz.positional_browser(viz_trace)
     assert changes(explorer, channel=CONFIG.feat_channels // 2 + 1)
     assert "encodes x" in explorer.text
     assert changes(explorer, level=1)
 
 
-def test_reference_browser(viz_trace):
+def test_reference_browser_redraws_on_a_new_level(viz_trace):
     explorer = viz.reference_browser(viz_trace)
     assert changes(explorer, level=2)
     h, w = CONFIG.spatial_shapes[2]
     assert f"{h}×{w} points" in explorer.text
 
 
-def test_deformable_explorer(viz_trace, model):
+def test_deformable_explorer_redraws_on_each_control(viz_trace, model):
     explorer = viz.deformable_explorer(viz_trace)
     assert changes(explorer, x=0)
     assert changes(explorer, head=2)
@@ -118,7 +118,7 @@ def test_deformable_explorer(viz_trace, model):
     assert no_model_run(explorer, model, y=1)
 
 
-def test_sampling_points_data(viz_trace):
+def test_sampling_points_are_those_of_the_chosen_query(viz_trace):
     data = viz.sampling_points(viz_trace, layer=0, level=1, x=2, y=1)
     h, w = CONFIG.spatial_shapes[1]
     assert data["query"] == CONFIG.spatial_shapes[0][0] * CONFIG.spatial_shapes[0][1] + 1 * w + 2
@@ -129,7 +129,7 @@ def test_sampling_points_data(viz_trace):
         viz.query_index(viz_trace, 0, 99, 0)
 
 
-def test_core_against_loop():
+def test_grid_sample_core_equals_the_loop_reference():
     torch.manual_seed(0)
     shapes = [(2, 3), (4, 5)]
     S = sum(h * w for h, w in shapes)
@@ -139,7 +139,7 @@ def test_core_against_loop():
     assert check_core_against_loop(value, shapes, locations, weights, [0, 7, S - 1])["allclose"]
 
 
-def test_attention_mask_explorer(viz_trace, model):
+def test_attention_mask_explorer_redraws_on_each_control(viz_trace, model):
     explorer = viz.attention_mask_explorer(viz_trace)
     assert changes(explorer, query=3)
     assert changes(explorer, layer=2)
@@ -155,7 +155,7 @@ def test_attention_mask_data_matches_trace(viz_trace):
     assert ((d["resized_prob"] < 0.5) == d["blocked"]).all()
 
 
-def test_prediction_explorer(viz_trace):
+def test_prediction_explorer_redraws_on_each_control(viz_trace):
     explorer = viz.prediction_explorer(viz_trace)
     assert changes(explorer, threshold=0)
     assert changes(explorer, index=0)
@@ -326,7 +326,7 @@ def test_sigmoid_maps_have_a_colour_bar_marked_at_one_half(viz_trace):
         assert sigmoid and any(line.get_ydata()[0] == 0.5 for line in sigmoid[0].get_lines())
 
 
-def test_cross_attention_explorer(viz_trace, model):
+def test_cross_attention_explorer_redraws_on_each_control(viz_trace, model):
     explorer = viz.cross_attention_explorer(viz_trace)
     assert changes(explorer, query=3)
     assert changes(explorer, head=5)

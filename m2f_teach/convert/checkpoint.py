@@ -19,6 +19,7 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file, safe_open, save_file
 
+from ..files import atomic_write
 from ..model.config import M2FConfig
 from ..model import Mask2Former
 from ..model.backbones import HFBackbone, build_backbone
@@ -40,14 +41,7 @@ def save_checkpoint(model: Mask2Former, path: str | os.PathLike, class_names=Non
         metadata["m2f_teach.hf_backbone"] = model.backbone.backbone_config_json()
     # safetensors refuses tensors that share memory: clone and make each contiguous
     tensors = {k: v.detach().cpu().contiguous().clone() for k, v in model.state_dict().items()}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")         # written whole, then renamed: never half a file
-    try:
-        save_file(tensors, str(tmp), metadata=metadata)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return path
+    return atomic_write(path, lambda tmp: save_file(tensors, str(tmp), metadata=metadata))
 
 
 def checkpoint_metadata(config, class_names=None, num_things: int | None = None) -> dict[str, str]:

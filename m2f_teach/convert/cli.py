@@ -1,4 +1,5 @@
-"""`python -m m2f_teach convert --from hf|mmdet SRC --output FILE.safetensors`.
+"""`python -m m2f_teach convert --from hf|mmdet SRC --output FILE.safetensors` (and `compare`,
+below: both models stage by stage, `compare.py`).
 
 * `--from hf`: SRC is a folder written by `save_pretrained` (config.json + weights) or the id
   of a model already in the local HF cache (`facebook/mask2former-swin-tiny-coco-instance`,
@@ -24,9 +25,11 @@ import os
 import sys
 from pathlib import Path
 
+from ..cli_args import check_output_path
+
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
-    """Add the `convert` subcommand to an `argparse` subparsers object."""
+    """Add the `convert` and `compare` subcommands to an `argparse` subparsers object."""
     parser = subparsers.add_parser(
         "convert", help="convert HF transformers or mmdetection Mask2Former weights",
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -43,6 +46,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
         parser.add_argument(f"--{name}", type=int, default=None,
                             help=f"mmdet only, without a config: the {what} (not in the weights)")
     parser.set_defaults(func=run)
+    add_compare_parser(subparsers)
     return parser
 
 
@@ -128,14 +132,12 @@ def load_hf_model(src: str, cache_dir=None):
 
 
 def run(args) -> int:
-    """Carry out `convert` for parsed `args`; returns the exit status."""
+    """Carry out `convert` for parsed `args`; returns the exit status (errors raise: `__main__`
+    turns them into one line)."""
     from . import from_hf, from_mmdet, read_checkpoint, save_checkpoint
     from .hf import labels_from_hf
     from .strict import ConversionError
-    if not args.output.endswith(".safetensors"):
-        raise ValueError(f"--output {args.output}: expected a file name ending in .safetensors")
-    if Path(args.output).is_dir():
-        raise ValueError(f"--output {args.output}: is a directory; expected a .safetensors file name")
+    check_output_path(args.output, suffixes=("safetensors",), make_folders=True)
     mmdet_only = [flag for flag, value in (("--config", args.config), ("--trust-config", args.trust_config),
                                            ("--num-heads", args.num_heads), ("--num-points", args.num_points),
                                            ("--num-groups", args.num_groups)) if value]
@@ -153,10 +155,10 @@ def run(args) -> int:
             model = from_mmdet(state_dict, args.config, meta_cfg=meta_cfg, trust_config=args.trust_config,
                                num_heads=args.num_heads, num_points=args.num_points, num_groups=args.num_groups)
             labels = {}
-    except ConversionError as err:
-        message = str(err) if args.src in str(err) else f"{args.src}: {err}"
-        print(f"error: {message}", file=sys.stderr)
-        return 1
+    except ConversionError as err:             # the message names the source
+        if args.src in str(err):
+            raise
+        raise ConversionError(f"{args.src}: {err}") from None
     path = save_checkpoint(model, args.output, **labels)
     n = sum(p.numel() for p in model.state_dict().values())
     c = model.config
@@ -165,14 +167,43 @@ def run(args) -> int:
     return 0
 
 
-def main(argv=None) -> int:
-    """Stand-alone entry: `python -m m2f_teach.convert.cli --from ...`."""
-    parser = argparse.ArgumentParser(prog="m2f_teach")
-    sub = parser.add_subparsers(dest="command", required=True)
-    add_parser(sub)
-    args = parser.parse_args(["convert", *(sys.argv[1:] if argv is None else argv)])
-    return args.func(args)
+def add_compare_parser(subparsers) -> argparse.ArgumentParser:
+    """Add the `compare` subcommand: convert, then both models stage by stage (`compare.py`)."""
+    from .compare import DEFAULT_TOLERANCE, __doc__ as compare_doc
+    parser = subparsers.add_parser(
+        "compare", help="convert weights and compare every stage with HF or mmdetection",
+        description=compare_doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--hf", metavar="DIR", help="a HF model folder (save_pretrained) or cached id")
+    source.add_argument("--mmdet", metavar="FILE", help="an mmdetection checkpoint (.pth or .safetensors)")
+    parser.add_argument("--config", help="with --mmdet: its mmdet config file (required)")
+    parser.add_argument("image", nargs="?", help="an RGB image file (default: matplotlib's sample photo)")
+    parser.add_argument("--resize", nargs=2, type=int, default=(512, 512), metavar=("LONG", "SHORT"),
+                        help="fit the image in LONG×SHORT (default 512 512)")
+    parser.add_argument("--tolerance", type=float, default=DEFAULT_TOLERANCE,
+                        help=f"relative difference a float stage may have (default {DEFAULT_TOLERANCE})")
+    parser.set_defaults(func=run_compare)
+    return parser
 
 
-if __name__ == "__main__":
-    raise SystemExit(main())
+def run_compare(args) -> int:
+    """Carry out `compare`; exit status 0 when every stage agrees, 1 when one differs."""
+    from .compare import hf_comparison, image_tensor, mmdet_comparison, render
+    images = image_tensor(args.image, tuple(args.resize))
+    if args.hf:
+        if args.config:
+            raise ValueError("--config is for --mmdet only")
+        rows, source = hf_comparison(load_hf_model(args.hf), images, args.tolerance), "HF transformers"
+    else:
+        if not args.config:
+            raise ValueError("--mmdet needs --config: the mmdet config file the weights were trained with")
+        from .checkpoint import read_state_dict
+        from .strict import ConversionError
+        state_dict = read_state_dict(args.mmdet)
+        try:
+            rows = mmdet_comparison(state_dict, args.config, images, args.tolerance)
+        except (ValueError, TypeError, ConversionError, RuntimeError, KeyError) as err:
+            raise ValueError(f"--mmdet {args.mmdet} with --config {args.config}: {err}") from None
+        source = "mmdetection"
+    sys.stdout.write(render(rows, source))
+    return 0 if all(r["ok"] for r in rows) else 1

@@ -1,4 +1,5 @@
-"""`python -m m2f_teach compare --hf DIR | --mmdet FILE --config CFG [IMAGE]`: stage by stage.
+"""Both models stage by stage, what `python -m m2f_teach compare --hf DIR | --mmdet FILE --config CFG [IMAGE]`
+prints (the subcommand: `cli.py`).
 
 Converts the weights, runs the source model (HF transformers or mmdetection) and ours on the
 same image, and prints every stage both have, in the order the network computes them:
@@ -20,9 +21,6 @@ the mmdet side hooks mmdet's own modules the same way (mmcv's compiled ops are n
 mmdet's deformable attention takes its pure-PyTorch path on CPU).
 """
 from __future__ import annotations
-
-import argparse
-import sys
 
 import torch
 
@@ -177,48 +175,3 @@ def mmdet_comparison(state_dict, config, images: torch.Tensor,
     reference_model = build_mmdet_model(state_dict, config)
     ours = from_mmdet(state_dict, config, image_size=tuple(images.shape[-2:]))
     return compare_stages(our_stages(ours, images), mmdet_stages(reference_model, images), tolerance)
-
-
-def add_parser(subparsers) -> argparse.ArgumentParser:
-    """Add the `compare` subcommand to an `argparse` subparsers object."""
-    parser = subparsers.add_parser(
-        "compare", help="convert weights and compare every stage with HF or mmdetection",
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    source = parser.add_mutually_exclusive_group(required=True)
-    source.add_argument("--hf", metavar="DIR", help="a HF model folder (save_pretrained) or cached id")
-    source.add_argument("--mmdet", metavar="FILE", help="an mmdetection checkpoint (.pth or .safetensors)")
-    parser.add_argument("--config", help="with --mmdet: its mmdet config file (required)")
-    parser.add_argument("image", nargs="?", help="an RGB image file (default: matplotlib's sample photo)")
-    parser.add_argument("--resize", nargs=2, type=int, default=(512, 512), metavar=("LONG", "SHORT"),
-                        help="fit the image in LONG×SHORT (default 512 512)")
-    parser.add_argument("--tolerance", type=float, default=DEFAULT_TOLERANCE,
-                        help=f"relative difference a float stage may have (default {DEFAULT_TOLERANCE})")
-    parser.set_defaults(func=run)
-    return parser
-
-
-def run(args) -> int:
-    """Carry out `compare`; exit status 0 when every stage agrees, 1 when one differs."""
-    from .strict import ConversionError
-    try:
-        images = image_tensor(args.image, tuple(args.resize))
-        if args.hf:
-            if args.config:
-                raise ValueError("--config is for --mmdet only")
-            from .cli import load_hf_model
-            rows, source = hf_comparison(load_hf_model(args.hf), images, args.tolerance), "HF transformers"
-        else:
-            if not args.config:
-                raise ValueError("--mmdet needs --config: the mmdet config file the weights were trained with")
-            from .checkpoint import read_state_dict
-            state_dict = read_state_dict(args.mmdet)
-            try:
-                rows = mmdet_comparison(state_dict, args.config, images, args.tolerance)
-            except (ValueError, TypeError, ConversionError, RuntimeError, KeyError) as err:
-                raise ValueError(f"--mmdet {args.mmdet} with --config {args.config}: {err}") from None
-            source = "mmdetection"
-    except (ValueError, TypeError, FileNotFoundError, ConversionError, OSError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    sys.stdout.write(render(rows, source))
-    return 0 if all(r["ok"] for r in rows) else 1

@@ -84,7 +84,7 @@ def _mmdet_model_cfg(config, trust_config: bool = False):
     return ConfigDict(model)
 
 
-def _get(cfg, path, default=None):
+def _at_path(cfg, path, default=None):
     """`cfg['a']['b']` for path 'a.b', or `default` where a key is absent."""
     for key in path.split("."):
         if not isinstance(cfg, dict) or key not in cfg:
@@ -146,8 +146,8 @@ def choices_from_mmdet_cfg(model_cfg: dict, source: str) -> dict:
         need(not backbone.get(key, False), f"backbone {key}=True")
     for key in ("dcn", "plugins"):
         need(backbone.get(key) is None, f"backbone {key}={backbone.get(key)!r}")
-    need(_get(backbone, "norm_cfg.type", "BN") in ("BN", "SyncBN"),
-         f"backbone norm_cfg type={_get(backbone, 'norm_cfg.type')!r} (BatchNorm only)")
+    need(_at_path(backbone, "norm_cfg.type", "BN") in ("BN", "SyncBN"),
+         f"backbone norm_cfg type={_at_path(backbone, 'norm_cfg.type')!r} (BatchNorm only)")
 
     pixel_decoder = head.get("pixel_decoder", {})
     need(pixel_decoder.get("type", "MSDeformAttnPixelDecoder") == "MSDeformAttnPixelDecoder",
@@ -156,18 +156,18 @@ def choices_from_mmdet_cfg(model_cfg: dict, source: str) -> dict:
          f"pixel_decoder strides={pixel_decoder.get('strides')!r} (only [4, 8, 16, 32])")
     need(list(head.get("strides", [4, 8, 16, 32])) == [4, 8, 16, 32],
          f"panoptic_head strides={head.get('strides')!r} (only [4, 8, 16, 32])")
-    need(_get(pixel_decoder, "norm_cfg.type", "GN") == "GN",
-         f"pixel_decoder norm_cfg type={_get(pixel_decoder, 'norm_cfg.type')!r} (GroupNorm only)")
-    need(_get(pixel_decoder, "act_cfg.type", "ReLU") == "ReLU",
-         f"pixel_decoder act_cfg type={_get(pixel_decoder, 'act_cfg.type')!r} (ReLU only)")
+    need(_at_path(pixel_decoder, "norm_cfg.type", "GN") == "GN",
+         f"pixel_decoder norm_cfg type={_at_path(pixel_decoder, 'norm_cfg.type')!r} (GroupNorm only)")
+    need(_at_path(pixel_decoder, "act_cfg.type", "ReLU") == "ReLU",
+         f"pixel_decoder act_cfg type={_at_path(pixel_decoder, 'act_cfg.type')!r} (ReLU only)")
     need(not head.get("enforce_decoder_input_project", False), "enforce_decoder_input_project=True")
-    attn = _get(pixel_decoder, "encoder.layer_cfg.self_attn_cfg", {})
+    attn = _at_path(pixel_decoder, "encoder.layer_cfg.self_attn_cfg", {})
     num_heads, num_levels, num_points = (attn.get("num_heads", 8), attn.get("num_levels", 4),
                                          attn.get("num_points", 4))
     need(attn.get("value_proj_ratio", 1.0) == 1.0, f"encoder value_proj_ratio={attn.get('value_proj_ratio')!r}")
-    decoder_layer = _get(head, "transformer_decoder.layer_cfg", {})
-    cross_heads = _get(decoder_layer, "cross_attn_cfg.num_heads", 8)
-    self_heads = _get(decoder_layer, "self_attn_cfg.num_heads", 8)
+    decoder_layer = _at_path(head, "transformer_decoder.layer_cfg", {})
+    cross_heads = _at_path(decoder_layer, "cross_attn_cfg.num_heads", 8)
+    self_heads = _at_path(decoder_layer, "self_attn_cfg.num_heads", 8)
     need(self_heads == cross_heads, f"decoder self-attention num_heads={self_heads} != cross-attention "
                                     f"num_heads={cross_heads} (one num_heads)")
     need(cross_heads == num_heads, f"decoder num_heads={cross_heads} != encoder num_heads={num_heads} "
@@ -177,9 +177,9 @@ def choices_from_mmdet_cfg(model_cfg: dict, source: str) -> dict:
     need(feat_levels == num_levels == num_outs,
          f"encoder num_levels={num_levels}, num_transformer_feat_level={feat_levels}, "
          f"pixel_decoder num_outs={num_outs} (must be equal)")
-    for where, ffn in (("encoder", _get(pixel_decoder, "encoder.layer_cfg.ffn_cfg", {})),
+    for where, ffn in (("encoder", _at_path(pixel_decoder, "encoder.layer_cfg.ffn_cfg", {})),
                        ("decoder", decoder_layer.get("ffn_cfg", {}))):
-        need(_get(ffn, "act_cfg.type", "ReLU") == "ReLU", f"{where} ffn act_cfg={ffn.get('act_cfg')!r} (ReLU only)")
+        need(_at_path(ffn, "act_cfg.type", "ReLU") == "ReLU", f"{where} ffn act_cfg={ffn.get('act_cfg')!r} (ReLU only)")
         need(ffn.get("num_fcs", 2) == 2, f"{where} ffn num_fcs={ffn.get('num_fcs')!r} (2 only)")
     temperatures = []
     for where, pe in (("pixel_decoder.positional_encoding", pixel_decoder.get("positional_encoding", {})),
@@ -193,7 +193,7 @@ def choices_from_mmdet_cfg(model_cfg: dict, source: str) -> dict:
     need(temperatures[0] == temperatures[1],
          f"positional-encoding temperatures differ ({temperatures[0]} in the pixel decoder, "
          f"{temperatures[1]} in the head; M2FConfig has one temperature)")
-    num_groups = _get(pixel_decoder, "norm_cfg.num_groups", 32)
+    num_groups = _at_path(pixel_decoder, "norm_cfg.num_groups", 32)
     if problems:
         raise ConversionError(f"{source} asks for what m2f-teach does not compute: " + "; ".join(problems))
     return dict(num_heads=num_heads, num_levels=num_levels, num_points=num_points, num_groups=num_groups,

@@ -124,15 +124,18 @@ def draw_sample(index: int, seed: int = 0, image_size=(128, 128), max_objects: i
     return dict(image=image, masks=masks, labels=np.asarray(labels, dtype=np.int64))
 
 
-def normalize(image: np.ndarray) -> torch.Tensor:
-    """`(H, W, 3)` uint8 → `(3, H, W)` float, normalised with mmdet's mean and std."""
-    image = torch.from_numpy(image).permute(2, 0, 1).float()                   # (3, H, W)
+def normalise_pixels(pixels: torch.Tensor) -> torch.Tensor:
+    """mmdet's `DetDataPreprocessor`: `(x − mean) / std` per RGB channel, on the 0..255 scale.
+
+    `pixels (..., 3, H, W)` float → the same shape; the one place the mean and std are applied
+    (the data set, `predict`'s preprocessing and `viz.normalise` call it; `denormalise` undoes it).
+    """
     mean = torch.tensor(IMAGE_MEAN).view(3, 1, 1)
     std = torch.tensor(IMAGE_STD).view(3, 1, 1)
-    return (image - mean) / std
+    return (pixels - mean) / std
 
 
-def denormalize(images: torch.Tensor) -> np.ndarray:
+def denormalise(images: torch.Tensor) -> np.ndarray:
     """`(3, H, W)` or `(B, 3, H, W)` normalised float → `(H, W, 3)` / `(B, H, W, 3)` uint8."""
     mean = torch.tensor(IMAGE_MEAN).view(3, 1, 1)
     std = torch.tensor(IMAGE_STD).view(3, 1, 1)
@@ -165,7 +168,7 @@ class ShapesDataset(Dataset):
             raise IndexError(f"index {index} out of range for {self.num_images} images")
         sample = draw_sample(index, self.seed, self.image_size, self.max_objects,
                              min_objects=self.min_objects)
-        return dict(image=normalize(sample["image"]),                           # (3, H, W)
+        return dict(image=normalise_pixels(torch.from_numpy(sample["image"]).permute(2, 0, 1).float()),  # (3, H, W)
                     masks=torch.from_numpy(sample["masks"]),                    # (N_gt, H, W)
                     labels=torch.from_numpy(sample["labels"]))                  # (N_gt,)
 

@@ -12,11 +12,12 @@ from __future__ import annotations
 
 import argparse
 import math
-import os
 import sys
 import time
 from pathlib import Path
 
+from ..cli_args import check_output_path
+from ..files import atomic_write
 
 TOLERANCE = 1e-4
 
@@ -43,59 +44,46 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     return parser
 
 
-def check_output_path(path: str, suffix: str) -> None:
-    """Before any work: `path` has the suffix, and its folder exists and can be written."""
-    if Path(path).suffix != suffix:
-        raise ValueError(f"-o {path}: expected a {suffix} file name")
-    folder = Path(path).parent
-    if not folder.is_dir():
-        raise ValueError(f"-o {path}: the folder {folder} does not exist")
-    if not os.access(folder, os.W_OK):
-        raise ValueError(f"-o {path}: the folder {folder} is not writable")
-
-
 def run(args) -> int:
-    """Carry out `export` for parsed `args`; returns the exit status."""
-    from ..convert.strict import ConversionError
+    """Carry out `export` for parsed `args`: exit status 0, or 1 when the written file differs from
+    the model (errors raise: `__main__` turns them into one line)."""
     from ..predict.api import Predictor
     from . import check_onnx, check_program, export_onnx, export_program
     from .metadata import describe
     from .program import check_image_size, example_images, save_program
-    try:
-        if args.format not in ("onnx", "pt2"):
-            raise ValueError(f"--format {args.format}: expected onnx or pt2")
-        check_output_path(args.output, f".{args.format}")
-        if not (math.isfinite(args.tolerance) and args.tolerance > 0):
-            raise ValueError(f"--tolerance {args.tolerance}: expected a positive number")
-        if args.max_input_pixels < 0:
-            raise ValueError(f"--max-input-pixels {args.max_input_pixels}: expected 0 (no limit) or more")
-        if args.image_size is not None:                 # before loading anything
-            check_image_size(args.image_size, args.max_input_pixels)
-        predictor = Predictor.from_weights(args.weights)
-        model = predictor.model
-        check_images = example_images(model, args.image_size, 3, args.max_input_pixels)
-        H, W = check_images.shape[-2:]
-        metadata = describe(predictor, (H, W))
-        start = time.perf_counter()
-        if args.format == "onnx":
-            export_onnx(model, args.output, (H, W), dynamo=args.dynamo, metadata=metadata)
-        else:
-            save_program(export_program(model, (H, W)), args.output, metadata)
-        seconds = time.perf_counter() - start
-        print(f"wrote {args.output}: {Path(args.output).stat().st_size / 2**20:.1f} MiB in {seconds:.0f} s, "
-              f"images (B, 3, {H}, {W}), B dynamic")
-        if not args.no_check:
-            check = check_onnx if args.format == "onnx" else check_program
-            absolute = check(args.output, model, check_images)
-            relative = check(args.output, model, check_images, relative=True)
-            where = "onnxruntime" if args.format == "onnx" else "torch.export.load"
-            print(f"check: {where} vs PyTorch on a batch of 3: max abs difference {absolute:.1e}, "
-                  f"relative {relative:.1e}")
-            if relative > args.tolerance:
-                print(f"error: the exported file differs from the model by {relative:.1e} of the outputs' "
-                      f"magnitude (> --tolerance {args.tolerance:g})", file=sys.stderr)
-                return 1
-    except (ValueError, TypeError, FileNotFoundError, ConversionError, ImportError, OSError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 1
+    if args.format not in ("onnx", "pt2"):
+        raise ValueError(f"--format {args.format}: expected onnx or pt2")
+    check_output_path(args.output, "-o", suffixes=(args.format,))
+    if not (math.isfinite(args.tolerance) and args.tolerance > 0):
+        raise ValueError(f"--tolerance {args.tolerance}: expected a positive number")
+    if args.max_input_pixels < 0:
+        raise ValueError(f"--max-input-pixels {args.max_input_pixels}: expected 0 (no limit) or more")
+    if args.image_size is not None:                 # before loading anything
+        check_image_size(args.image_size, args.max_input_pixels)
+    predictor = Predictor.from_weights(args.weights)
+    model = predictor.model
+    check_images = example_images(model, args.image_size, 3, args.max_input_pixels)
+    H, W = check_images.shape[-2:]
+    metadata = describe(predictor, (H, W))
+    start = time.perf_counter()
+    if args.format == "onnx":
+        atomic_write(args.output, lambda tmp: export_onnx(model, tmp, (H, W), dynamo=args.dynamo,
+                                                          metadata=metadata))
+    else:
+        program = export_program(model, (H, W))
+        atomic_write(args.output, lambda tmp: save_program(program, tmp, metadata))
+    seconds = time.perf_counter() - start
+    print(f"wrote {args.output}: {Path(args.output).stat().st_size / 2**20:.1f} MiB in {seconds:.0f} s, "
+          f"images (B, 3, {H}, {W}), B dynamic")
+    if not args.no_check:
+        check = check_onnx if args.format == "onnx" else check_program
+        absolute = check(args.output, model, check_images)
+        relative = check(args.output, model, check_images, relative=True)
+        where = "onnxruntime" if args.format == "onnx" else "torch.export.load"
+        print(f"check: {where} vs PyTorch on a batch of 3: max abs difference {absolute:.1e}, "
+              f"relative {relative:.1e}")
+        if relative > args.tolerance:
+            print(f"check failed: the exported file differs from the model by {relative:.1e} of the outputs' "
+                  f"magnitude (> --tolerance {args.tolerance:g})", file=sys.stderr)
+            return 1
     return 0

@@ -27,7 +27,7 @@ import warnings
 import torch
 
 from .. import kernels
-from .program import MAX_BATCH, LastPrediction, example_images
+from .program import MAX_BATCH, LastPrediction, differences, example_images
 
 OPSET = 17
 
@@ -62,14 +62,6 @@ def export_onnx(model, path, image_size=None, dynamo: bool = False, metadata: di
         tmp.replace(path)
     finally:
         tmp.unlink(missing_ok=True)
-
-
-def differences(got, want) -> tuple[float, float]:
-    """The largest absolute difference over the outputs, and the largest relative one: each
-    output's largest absolute difference over its largest magnitude (mask logits reach ±95)."""
-    absolute = [float((a - b).abs().max()) for a, b in zip(got, want)]
-    relative = [d / max(float(b.abs().max()), 1e-12) for d, b in zip(absolute, want)]
-    return max(absolute), max(relative)
 
 
 def check_onnx(path, model, images: torch.Tensor, relative: bool = False) -> float:

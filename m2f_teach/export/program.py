@@ -78,10 +78,17 @@ def save_program(program, path, metadata: dict) -> None:
         tmp.unlink(missing_ok=True)
 
 
+def differences(got, want) -> tuple[float, float]:
+    """The largest absolute difference over the outputs, and the largest relative one: each
+    output's largest absolute difference over its largest magnitude (mask logits reach ±95)."""
+    absolute = [float((a - b).abs().max()) for a, b in zip(got, want)]
+    relative = [d / max(float(b.abs().max()), 1e-12) for d, b in zip(absolute, want)]
+    return max(absolute), max(relative)
+
+
 def check_program(path, model, images: torch.Tensor, relative: bool = False) -> float:
     """Load a saved `.pt2`, run it and the model on `images`: the largest absolute difference
-    (`relative=True`: the largest relative one, `onnx.differences`)."""
-    from .onnx import differences
+    (`relative=True`: the largest relative one, see `differences`)."""
     program = torch.export.load(str(path)).module()
     with torch.no_grad():
         got = program(images)

@@ -209,13 +209,13 @@ class M2FConfig:
 
     @classmethod
     def preset(cls, name: str, **changes) -> "M2FConfig":
-        presets = {"seed": cls.seed, "small": cls.small, "shapes": cls.shapes}
-        if name not in presets:
-            raise ValueError(f"unknown preset {name!r}; expected one of {sorted(presets)}")
-        return presets[name](**changes)
+        """`M2FConfig.preset("small", ...)` is `M2FConfig.small(...)`: `name` is one of `PRESETS`."""
+        if name not in PRESETS:
+            raise ValueError(f"unknown preset {name!r}; expected one of {sorted(PRESETS)}")
+        return getattr(cls, name)(**changes)
 
 
-PRESETS = ("seed", "small", "shapes")
+PRESETS = ("seed", "small", "shapes")     # the classmethods above that build a whole configuration
 
 
 def _sequence(name, value, expected):

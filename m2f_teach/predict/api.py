@@ -31,8 +31,8 @@ import torch
 
 from . import postprocess
 from .preprocess import COCO_TEST_SCALE, MAX_INPUT_PIXELS, InputNote, batches, preprocess
+from .tasks import TASKS, get_task
 
-TASKS = ("instance", "semantic", "panoptic")
 SHAPES_MIN_PROBABILITY = 0.5   # semantic on the shipped checkpoint: it has no background class
 
 
@@ -132,39 +132,23 @@ class Predictor:
                  to_rgb: bool = True) -> list[dict]:
         """Results for `images` (see the module doc). `to_rgb` is kept for old calls: images
         are always converted to RGB now."""
-        if task not in TASKS:
-            raise ValueError(f"unknown task {task!r}; expected one of {', '.join(TASKS)}")
+        spec = get_task(task)              # what differs between tasks: `tasks.TASKS`
         score_threshold = check_fraction(score_threshold, "score_threshold")
         object_mask_threshold = check_fraction(object_mask_threshold, "object_mask_threshold")
         overlap_threshold = check_fraction(overlap_threshold, "overlap_threshold")
         min_probability = self.min_probability if min_probability is None else \
             check_fraction(min_probability, "min_probability")
-        if task == "panoptic" and self.num_things is None:
-            raise ValueError(f"task 'panoptic' needs to know which classes are stuff, and {self.source} "
+        if spec.needs_num_things and self.num_things is None:
+            raise ValueError(f"task {task!r} needs to know which classes are stuff, and {self.source} "
                              f"does not say; give num_things (classes 0..N−1 are things, the rest "
                              f"stuff; --num-things N on the command line)")
+        options = dict(score_threshold=score_threshold, object_mask_threshold=object_mask_threshold,
+                       overlap_threshold=overlap_threshold, min_probability=min_probability)
         results = []
         for cls_pred, mask_pred, meta in self.run_model(images, names, background):
             masks = postprocess.MaskLogits(mask_pred, meta.pad_shape, meta.img_shape, meta.ori_shape)
             result = {"name": meta.name, "task": task, "size": meta.ori_shape}
-            if task == "instance":
-                found = postprocess.instance_postprocess(cls_pred, masks, num_things=self.num_things,
-                                                         score_threshold=score_threshold)
-                result["instances"] = [
-                    {"label": int(label), "name": self.class_names[label], "score": float(score),
-                     "box": tuple(box.tolist()), "mask": mask}
-                    for label, score, box, mask in zip(found["labels"], found["scores"], found["boxes"],
-                                                       found["masks"])]
-            elif task == "semantic":
-                segmentation = postprocess.semantic_postprocess(cls_pred, masks, min_probability)["segmentation"]
-                result["segmentation"] = segmentation
-                result["classes"] = [{"label": int(c), "name": self.class_names[int(c)]}
-                                     for c in segmentation.unique() if c >= 0]
-            else:
-                found = postprocess.panoptic_postprocess(cls_pred, masks, object_mask_threshold,
-                                                         overlap_threshold, self.num_things)
-                result["segmentation"] = found["segmentation"]
-                result["segments"] = [dict(s, name=self.class_names[s["label"]]) for s in found["segments"]]
+            result.update(spec.results(cls_pred, masks, self.class_names, self.num_things, options))
             results.append(result)
         return results
 
@@ -204,24 +188,5 @@ def predict(images, task: str = "instance", *, weights=None, device="cpu", score
 
 def to_json(results: list[dict]) -> list[dict]:
     """Results with every mask as COCO RLE (`m2f_teach.predict.rle`, readable by pycocotools)."""
-    from .rle import encode
-    out = []
-    for r in results:
-        item = {"image": r["name"], "task": r["task"], "height": r["size"][0], "width": r["size"][1]}
-        if r["task"] == "instance":
-            item["instances"] = [{"label": i["label"], "name": i["name"], "score": round(i["score"], 6),
-                                  "box": list(i["box"]), "mask": encode(i["mask"].numpy())}
-                                 for i in r["instances"]]
-        elif r["task"] == "semantic":
-            seg = r["segmentation"].numpy()
-            item["classes"] = [dict(c, mask=encode(seg == c["label"])) for c in r["classes"]]
-        else:
-            seg = r["segmentation"].numpy()
-            first = {}                        # a merged stuff segment is listed once
-            for s in r["segments"]:
-                first.setdefault(s["id"], s)
-            item["segments"] = [{"id": s["id"], "label": s["label"], "name": s["name"],
-                                 "score": round(s["score"], 6), "is_thing": s["is_thing"],
-                                 "mask": encode(seg == s["id"])} for s in first.values()]
-        out.append(item)
-    return out
+    return [{"image": r["name"], "task": r["task"], "height": r["size"][0], "width": r["size"][1],
+             **TASKS[r["task"]].to_json(r)} for r in results]

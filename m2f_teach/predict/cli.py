@@ -21,6 +21,10 @@ import sys
 import warnings
 from pathlib import Path
 
+from ..cli_args import check_output_path
+from ..files import atomic_write
+from .tasks import TASKS
+
 OVERLAY_SUFFIXES = (".png", ".jpg", ".jpeg")
 
 
@@ -34,7 +38,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("images", nargs="+", metavar="IMAGE", help="image files (any size ≥ 32 pixels)")
     parser.add_argument("--weights", help="a .safetensors file from `convert` (default: the shipped checkpoint)")
     parser.add_argument("--onnx", metavar="FILE", help="run an ONNX file from `export` (onnxruntime) instead")
-    parser.add_argument("--task", default="instance", help="instance (default), semantic or panoptic")
+    parser.add_argument("--task", default="instance", metavar="TASK",
+                        help=f"{', '.join(TASKS)} (default instance; the tasks: predict/tasks.py)")
     parser.add_argument("--device", default="cpu", help="cpu (default), cuda or cuda:N")
     parser.add_argument("--score-threshold", type=float, default=0.5,
                         help="instance: keep results scoring at least this, 0..1 (default 0.5)")
@@ -81,18 +86,14 @@ def overlay_paths(path: str, images: list[str]) -> list[Path]:
 
 
 def check_writable(flag: str, path: Path) -> None:
-    folder = path.parent
-    if not folder.is_dir():
-        raise ValueError(f"{flag} {path}: the folder {folder} does not exist")
-    if not os.access(folder, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
+    check_output_path(path, flag)          # a folder, a missing folder, a folder we cannot write in
+    if path.exists() and not os.access(path, os.W_OK):
         raise ValueError(f"{flag} {path}: cannot write there")
-    if path.is_dir():
-        raise ValueError(f"{flag} {path}: is a folder, expected a file name")
 
 
 def check_args(args) -> None:
     """Every value and output path, before anything is loaded or run (one clear line each)."""
-    from .api import TASKS, check_fraction
+    from .api import check_fraction
     from .preprocess import BACKGROUNDS, MIN_SIDE
     if args.task not in TASKS:
         raise ValueError(f"--task {args.task}: unknown task; expected one of {', '.join(TASKS)}")
@@ -148,54 +149,39 @@ def load_predictor(args):
 
 
 def run(args) -> int:
-    """Carry out `predict` for parsed `args`; returns the exit status."""
-    from ..convert.strict import ConversionError
+    """Carry out `predict` for parsed `args`; returns the exit status (errors raise: `__main__`
+    turns them into one line)."""
     from .api import to_json
     from .overlay import draw
     from .preprocess import InputNote, as_image_tensor, load_image
-    try:
-        check_args(args)
-        images = [load_image(path) for path in args.images]              # reads and checks each file
-        predictor = load_predictor(args)
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always", InputNote)
-            results = predictor(images, task=args.task, score_threshold=args.score_threshold,
-                                object_mask_threshold=args.object_mask_threshold,
-                                overlap_threshold=args.overlap_threshold, min_probability=args.min_probability,
-                                names=list(args.images), background=args.background)
-        for note in caught:
-            if issubclass(note.category, InputNote):
-                print(f"note: {note.message}", file=sys.stderr)
-            else:
-                warnings.warn_explicit(note.message, note.category, note.filename, note.lineno)
-    except (ValueError, TypeError, FileNotFoundError, ConversionError, ImportError, OSError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 1
+    check_args(args)                       # before the model runs: a typo fails at once
+    images = [load_image(path) for path in args.images]              # reads and checks each file
+    predictor = load_predictor(args)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", InputNote)
+        results = predictor(images, task=args.task, score_threshold=args.score_threshold,
+                            object_mask_threshold=args.object_mask_threshold,
+                            overlap_threshold=args.overlap_threshold, min_probability=args.min_probability,
+                            names=list(args.images), background=args.background)
+    for note in caught:
+        if issubclass(note.category, InputNote):
+            print(f"note: {note.message}", file=sys.stderr)
+        else:
+            warnings.warn_explicit(note.message, note.category, note.filename, note.lineno)
     for r in results:
-        found = {"instance": "instances", "semantic": "classes", "panoptic": "segments"}[r["task"]]
-        described = ", ".join(f"{x['name']}" + (f" {x['score']:.2f}" if "score" in x else "") for x in r[found])
-        print(f"{r['name']}: {len(r[found])} {found}" + (f": {described}" if described else ""))
+        listed = TASKS[r["task"]].listed
+        described = ", ".join(f"{x['name']}" + (f" {x['score']:.2f}" if "score" in x else "") for x in r[listed])
+        print(f"{r['name']}: {len(r[listed])} {listed}" + (f": {described}" if described else ""))
     if args.json:
-        write_whole(Path(args.json), (json.dumps(to_json(results), indent=1) + "\n").encode())
+        text = json.dumps(to_json(results), indent=1) + "\n"
+        atomic_write(args.json, lambda tmp: tmp.write_text(text, encoding="utf-8"))
         print(f"wrote {args.json}")
     if args.overlay:
-        import io
-
         from PIL import Image
         for image, result, path in zip(images, results, overlay_paths(args.overlay, args.images)):
             rgb = as_image_tensor(image, result["name"], args.background).round().byte().permute(1, 2, 0).numpy()
-            picture = io.BytesIO()
-            Image.fromarray(draw(rgb, result)).save(picture, format="PNG" if path.suffix.lower() == ".png" else "JPEG")
-            write_whole(path, picture.getvalue())
+            picture = Image.fromarray(draw(rgb, result))
+            atomic_write(path, lambda tmp: picture.save(tmp, format="PNG" if path.suffix.lower() == ".png"
+                                                        else "JPEG"))
             print(f"wrote {path}")
     return 0
-
-
-def write_whole(path: Path, data: bytes) -> None:
-    """Write under a temporary name, then rename: a file is there whole or not at all."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    try:
-        tmp.write_bytes(data)
-        tmp.replace(path)
-    finally:
-        tmp.unlink(missing_ok=True)

@@ -21,15 +21,8 @@ def palette(n: int) -> np.ndarray:
 
 def regions(result: dict) -> list[tuple[np.ndarray, str]]:
     """`(mask (h, w) bool, caption)` for each instance, class or segment of one result."""
-    if result["task"] == "instance":
-        return [(i["mask"].numpy(), f"{i['name']} {i['score']:.2f}") for i in result["instances"]]
-    seg = result["segmentation"].numpy()
-    if result["task"] == "semantic":
-        return [(seg == c["label"], c["name"]) for c in result["classes"]]
-    first = {}
-    for s in result["segments"]:
-        first.setdefault(s["id"], s)
-    return [(seg == s["id"], f"{s['name']} {s['score']:.2f}") for s in first.values()]
+    from .tasks import TASKS
+    return TASKS[result["task"]].regions(result)
 
 
 def font_size(h: int, w: int) -> int:

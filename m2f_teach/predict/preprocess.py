@@ -37,7 +37,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..data.shapes import IMAGE_MEAN, IMAGE_STD
+from ..data.shapes import normalise_pixels
 
 SIZE_DIVISOR = 32          # the backbone's largest stride
 MIN_SIDE = 32              # smaller images have no stride-32 pixel of their own
@@ -195,13 +195,6 @@ def rescale_size(size: tuple[int, int], scale: tuple[int, int]) -> tuple[int, in
     return int(h * factor + 0.5), int(w * factor + 0.5)
 
 
-def normalise(image: torch.Tensor) -> torch.Tensor:
-    """`(3, H, W)` on 0..255 → `(3, H, W)`, mmdet's `(x − mean) / std`."""
-    mean = torch.tensor(IMAGE_MEAN).view(3, 1, 1)
-    std = torch.tensor(IMAGE_STD).view(3, 1, 1)
-    return (image - mean) / std
-
-
 def preprocess_one(image, name: str = "image", scale: tuple[int, int] | None = COCO_TEST_SCALE,
                    background: str = "black", pad_to: tuple[int, int] | None = None,
                    max_input_pixels: int = MAX_INPUT_PIXELS) -> tuple[torch.Tensor, ImageMeta]:
@@ -232,7 +225,7 @@ def preprocess_one(image, name: str = "image", scale: tuple[int, int] | None = C
         raise ValueError(f"{name}: the model would run at {H}×{W} = {H * W / 1e6:.1f} Mpixels, above the "
                          f"limit of {max_input_pixels / 1e6:.1f} Mpixels (memory grows with it); resize "
                          f"the image, or raise the limit (--max-input-pixels N, max_input_pixels=N; 0: none)")
-    image = F.pad(normalise(image), (0, W - w, 0, H - h), value=0.0)         # (3, H_pad, W_pad)
+    image = F.pad(normalise_pixels(image), (0, W - w, 0, H - h), value=0.0)         # (3, H_pad, W_pad)
     return image, ImageMeta(name, ori_shape, img_shape, (H, W), notes)
 
 

@@ -152,8 +152,11 @@ def build_site(output, web_dir: Path = WEB_DIR, check: bool = True, log=print) -
         examples = write_examples(work / "examples", model.config.image_size)
         max_diff = None
         if check:
-            from ..data.shapes import TEST_SEED, draw_sample, normalize
-            images = normalize(draw_sample(0, seed=TEST_SEED, image_size=model.config.image_size)["image"])[None]
+            import torch
+
+            from ..data.shapes import TEST_SEED, draw_sample, normalise_pixels
+            pixels = draw_sample(0, seed=TEST_SEED, image_size=model.config.image_size)["image"]  # (H, W, 3)
+            images = normalise_pixels(torch.from_numpy(pixels).permute(2, 0, 1).float())[None]  # (1, 3, H, W)
             max_diff = max(check_teaching_onnx(onnx_path, model, images).values())
             if max_diff > 1e-4:
                 raise ValueError(f"the exported model differs from PyTorch by {max_diff:.1e} (> 1e-4)")

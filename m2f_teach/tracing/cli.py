@@ -13,69 +13,15 @@ All three run on the `meta` device (shapes, no weights) and take the configurati
 """
 from __future__ import annotations
 
-import os
 import sys
-import tempfile
 import warnings
 from pathlib import Path
 
+from ..cli_args import add_config_arguments, check_output_path, config_from_args, positive_int, write_output
+from ..files import atomic_write
+
 FORMATS = ("md", "html", "csv", "json", "latex")
 DIAGRAM_FORMATS = ("svg", "pdf", "png")
-
-
-def _config_options(parser):
-    from ..__main__ import _add_config_arguments
-    _add_config_arguments(parser)
-
-
-def _config(args):
-    from ..__main__ import config_from_args
-    return config_from_args(args)
-
-
-def check_output(path: str, suffixes=None) -> Path:
-    """The path to write, or a `ValueError` naming it: a folder, a missing folder, a bad suffix."""
-    target = Path(path)
-    if target.is_dir() or path.endswith(("/", os.sep)):
-        raise ValueError(f"--output {path}: is a folder; expected a file name inside it "
-                         f"(e.g. {target / ('table.md' if suffixes is None else 'architecture.svg')})")
-    folder = target.parent
-    if not folder.is_dir():
-        raise ValueError(f"--output {path}: the folder {folder} does not exist; create it first")
-    if suffixes is not None and target.suffix.lower().lstrip(".") not in suffixes:
-        raise ValueError(f"--output {path}: expected a file ending in "
-                         + ", ".join("." + s for s in suffixes))
-    return target
-
-
-def write_output(text: str, output: str | None):
-    """Standard output, or the whole file at once (a temporary file renamed into place)."""
-    if not output:
-        sys.stdout.write(text)
-        return
-    target = check_output(output)
-    _replace_atomically(target, lambda tmp: tmp.write_text(text, encoding="utf-8"))
-    print(f"wrote {output}", file=sys.stderr)
-
-
-def _replace_atomically(target: Path, write):
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=target.suffix, dir=target.parent)
-    os.close(fd)
-    try:
-        write(Path(tmp))
-        os.replace(tmp, target)
-    except OSError as e:
-        raise ValueError(f"--output {target}: cannot write ({e.strerror or e})") from e
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-
-
-def _positive(text: str) -> int:
-    import argparse
-    if not text.isdigit() or int(text) < 1:
-        raise argparse.ArgumentTypeError(f"expected a whole number of at least 1, got {text!r}")
-    return int(text)
 
 
 def _columns(text: str) -> list[str]:
@@ -107,9 +53,9 @@ def table_format(args) -> str:
 def run_table(args):
     fmt = table_format(args)
     if args.output:
-        check_output(args.output)              # before the trace: a typo fails at once
+        check_output_path(args.output)              # before the trace: a typo fails at once
     from .shape_only import trace_shapes
-    config = _config(args)
+    config = config_from_args(args)
     collapse = args.collapse if args.collapse is not None else fmt not in ("csv", "json")
     table = trace_shapes(config, record_modules=args.modules).table(collapse=collapse,
                                                                     include_modules=args.modules)
@@ -134,7 +80,7 @@ def add_table_parser(sub):
                            description="The annotated shape table: each traced tensor's seed step, "
                                        "name, symbolic and concrete shape, how the numbers arise "
                                        "and a note.")
-    _config_options(table)
+    add_config_arguments(table)
     table.add_argument("--format", choices=FORMATS, default=None, help="md (default), html, csv, json "
                        "or latex (the default with --slides); with --output, its suffix picks it "
                        "(.md, .html, .csv, .json, .tex)")
@@ -163,7 +109,7 @@ def add_table_parser(sub):
                       help="a complete document: LaTeX that compiles with pdflatex, or an HTML page")
     docs.add_argument("--font-size", choices=FONT_SIZES, default=None,
                       help="the slides' font size (default scriptsize); frames are filled to their height")
-    docs.add_argument("--rows-per-frame", type=_positive, metavar="N", default=None,
+    docs.add_argument("--rows-per-frame", type=positive_int, metavar="N", default=None,
                       help="at most N rows on a slide (fewer where N do not fit)")
     table.set_defaults(func=run_table)
 
@@ -173,14 +119,14 @@ def run_summary(args):
     if args.depth < 0:
         raise ValueError(f"--depth {args.depth}: expected an integer ≥ 0 (0: the model alone, 1: its parts, ...)")
     if args.output:
-        check_output(args.output)
+        check_output_path(args.output)
     from .summary import model_summary
-    write_output(model_summary(_config(args), depth=args.depth), args.output)
+    write_output(model_summary(config_from_args(args), depth=args.depth), args.output)
 
 
 def add_summary_parser(sub):
     summary = sub.add_parser("summary", help="torchinfo summary of the model at a configuration")
-    _config_options(summary)
+    add_config_arguments(summary)
     summary.add_argument("--depth", type=int, default=3, help="module nesting depth to show (≥ 0)")
     summary.add_argument("--output", "-o", help="write to this file instead of standard output")
     summary.set_defaults(func=run_summary)
@@ -195,24 +141,24 @@ def run_diagram(args):
     if not low <= args.dpi <= high:
         raise ValueError(f"--dpi {args.dpi}: expected {low} to {high} (the page is 13 × 8.6 inches: "
                          f"{high} dpi gives {13 * high} × {round(8.6 * high)} pixels)")
-    target = check_output(args.output, DIAGRAM_FORMATS)
+    target = check_output_path(args.output, suffixes=DIAGRAM_FORMATS)
     from ..viz.diagram import cjk_font, save_diagram
     if args.lang == "zh":
         cjk_font()                              # before the trace: a missing font fails at once
     from .shape_only import trace_shapes
-    config = _config(args)
+    config = config_from_args(args)
     if not config.deformable_encoder:
         raise ValueError("--deformable-encoder false: the diagram draws the deformable encoder, which this "
                          "ablation removes; `python -m m2f_teach table --deformable-encoder false` shows its shapes")
     figure_trace = trace_shapes(config)
-    _replace_atomically(target, lambda tmp: save_diagram(figure_trace, tmp, dpi=args.dpi, lang=args.lang))
+    atomic_write(target, lambda tmp: save_diagram(figure_trace, tmp, dpi=args.dpi, lang=args.lang))
     print(f"wrote {args.output}", file=sys.stderr)
 
 
 def add_diagram_parser(sub):
     diagram = sub.add_parser("diagram", help="the architecture on one page with live shapes "
                                              "(svg, pdf or png)")
-    _config_options(diagram)
+    add_config_arguments(diagram)
     diagram.add_argument("--output", "-o", required=True, metavar="FILE",
                          help="arch.svg, arch.pdf or arch.png (the suffix picks the format)")
     diagram.add_argument("--dpi", type=int, default=200,

@@ -2,12 +2,12 @@
 
 The criterion and the matcher load on first use: the matcher needs scipy, which a command that
 only builds its parser (`python -m m2f_teach table` registers `train`) should not wait for.
-Point sampling needs torch alone and is imported at once (its module and its function share the
-name `point_sample`, so the function must be bound here before anything imports the module).
+Point sampling (`point_sampling.py`: `point_sample` and the uncertain points) needs torch alone
+and is imported at once.
 """
 import importlib
 
-from .point_sample import get_uncertain_point_coords_with_randomness, point_sample
+from .point_sampling import get_uncertain_point_coords_with_randomness, point_sample
 
 _HOMES = {"Mask2FormerCriterion": "criterion", "HungarianMatcher": "matcher"}
 

@@ -1,4 +1,4 @@
-"""`python -m m2f_teach ablate`: train each ablation with the lecture recipe, side by side.
+"""The ablations of `python -m m2f_teach ablate` (`training/cli.py`): train each ablation with the lecture recipe, side by side.
 
     python -m m2f_teach ablate                                  # all variants, one after another
     python -m m2f_teach ablate --variants faithful fpn_only     # some of them
@@ -21,6 +21,8 @@ import argparse
 import json
 from pathlib import Path
 
+from ..files import atomic_write
+
 # variant → the train flags it adds to `--recipe lecture`
 VARIANTS = {
     "faithful": [],
@@ -34,28 +36,6 @@ VARIANTS = {
 }
 FORMAT = "m2f-teach-ablations/1"
 RESULTS_NAME = "ablations.json"
-
-
-def add_parser(subparsers):
-    parser = subparsers.add_parser("ablate", help="train every ablation with the lecture recipe and "
-                                                  "gather the curves", description=__doc__,
-                                   formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--variants", nargs="+", choices=list(VARIANTS), default=list(VARIANTS),
-                        metavar="NAME", help=f"which to train (default all: {', '.join(VARIANTS)})")
-    parser.add_argument("--out-dir", default="artifacts/ablations",
-                        help="each variant's checkpoint and train json (default artifacts/ablations)")
-    parser.add_argument("--json", default=None, help="the gathered results (default OUT_DIR/ablations.json)")
-    parser.add_argument("--collect", action="store_true", help="train nothing; gather what OUT_DIR holds")
-    parser.add_argument("--no-collect", action="store_true", help="train only; gather later with --collect")
-    parser.add_argument("--device", default="auto", help="cpu, cuda or auto")
-    parser.add_argument("--workers", type=int, default=None, help="train's --workers")
-    parser.add_argument("--steps", type=int, default=None,
-                        help="override the recipe's steps (a quick look; the shipped results use the recipe)")
-    parser.add_argument("--val-images", type=int, default=None, help="train's --val-images (default 32)")
-    parser.add_argument("--test-images", type=int, default=None, help="train's --test-images (default 100)")
-    parser.add_argument("--no-progress", action="store_true", help="no tqdm bar")
-    parser.set_defaults(func=run)
-    return parser
 
 
 def train_flags(variant: str, out_dir: Path, args) -> list[str]:
@@ -72,7 +52,8 @@ def train_flags(variant: str, out_dir: Path, args) -> list[str]:
 
 def train_variant(variant: str, out_dir: Path, args) -> dict:
     """Train one variant in this process; a NaN loss is written down as where it stopped."""
-    from .train import add_arguments, train
+    from .options import add_arguments
+    from .train import train
     flags = train_flags(variant, out_dir, args)
     train_args = add_arguments(argparse.ArgumentParser()).parse_args(flags)
     train_args.command_line = flags                     # what the train json records as its command
@@ -82,7 +63,8 @@ def train_variant(variant: str, out_dir: Path, args) -> dict:
         return train(train_args, on_log=lambda history: seen.update(history=history))
     except FloatingPointError as err:            # the loss turned NaN or infinite
         stopped = dict(variant=variant, flags=flags, diverged=str(err), history=seen.get("history"))
-        (out_dir / f"{variant}.diverged.json").write_text(json.dumps(stopped, indent=1) + "\n")
+        text = json.dumps(stopped, indent=1) + "\n"
+        atomic_write(out_dir / f"{variant}.diverged.json", lambda tmp: tmp.write_text(text))
         print(f"{variant}: {err}; recorded in {out_dir / (variant + '.diverged.json')}")
         return stopped
 
@@ -120,7 +102,7 @@ def summary_from(variant: str, info: dict, path: Path) -> dict:
 
 def collect(out_dir: Path) -> dict:
     """Every finished variant in `out_dir`, in `VARIANTS` order."""
-    from .train import RECIPES
+    from .options import RECIPES
     runs = {}
     for variant in VARIANTS:
         done, stopped = out_dir / f"{variant}.json", out_dir / f"{variant}.diverged.json"
@@ -134,29 +116,6 @@ def collect(out_dir: Path) -> dict:
                                 f"`python -m m2f_teach ablate`; names: {', '.join(VARIANTS)})")
     return dict(format=FORMAT, recipe=RECIPES["lecture"], command="python -m m2f_teach ablate",
                 runs=runs)
-
-
-def run(args) -> int:
-    out_dir = Path(args.out_dir)
-    if args.collect and args.no_collect:
-        raise ValueError("--collect and --no-collect: give one")
-    if not args.collect:
-        out_dir.mkdir(parents=True, exist_ok=True)
-        for variant in args.variants:
-            train_variant(variant, out_dir, args)
-    if args.no_collect:
-        return 0
-    results = collect(out_dir)
-    path = Path(args.json) if args.json else out_dir / RESULTS_NAME
-    from .train import atomic_write
-    text = json.dumps(results, indent=1) + "\n"
-    atomic_write(path, lambda tmp: Path(tmp).write_text(text))
-    print(f"wrote {path}: {', '.join(results['runs'])}")
-    for variant, r in results["runs"].items():
-        scores = ("stopped: " + r["diverged"] if "diverged" in r else
-                  f"class acc {r['test']['class_acc']:.3f}, mIoU {r['test']['miou']:.3f}, {r['train_seconds']:.0f} s")
-        print(f"  {variant:20s} {scores}")
-    return 0
 
 
 def shipped_results() -> dict:

@@ -34,7 +34,7 @@ from torch import nn
 
 from ..model.tap import Tap
 from .matcher import HungarianMatcher
-from .point_sample import get_uncertain_point_coords_with_randomness, point_sample
+from .point_sampling import get_uncertain_point_coords_with_randomness, point_sample
 
 
 def num_points_for(image_size) -> int:
@@ -125,7 +125,7 @@ class Mask2FormerCriterion(nn.Module):
         counts = [t["labels"].shape[0] for t in targets]                            # N_gt per image
         gt_labels = torch.cat([t["labels"] for t in targets])                       # (N_all,)
         gt_masks = torch.cat([t["masks"] for t in targets])                         # (N_all, H, W)
-        gt_image = torch.repeat_interleave(torch.arange(B), torch.tensor(counts)).to(device)  # (N_all,)
+        gt_image = torch.repeat_interleave(torch.arange(B), torch.tensor(counts)).to(device)  # (N_all,) image of each mask
         if gt_labels.shape[0] == 0:                                                 # no object at all
             costs = torch.zeros(len(cls_pred_list), Q, 0)
         else:
@@ -147,7 +147,7 @@ class Mask2FormerCriterion(nn.Module):
                 gt_index.append(g + starts[b])                                      # index into N_all
             indices = torch.as_tensor(np.stack([np.concatenate(batch_index), np.concatenate(query_index),
                                                 np.concatenate(gt_index)]) if batch_index
-                                      else np.zeros((3, 0)), dtype=torch.long).to(device)  # (3, N_pos)
+                                      else np.zeros((3, 0)), dtype=torch.long).to(device)  # (3, N_pos) image, query, gt
             batch_index, query_index, gt_index = indices
             labels = cls_pred_list[i].new_full((B, Q), self.num_classes, dtype=torch.long)  # (B, Q) all no-object
             labels[batch_index, query_index] = gt_labels[gt_index]
@@ -184,7 +184,7 @@ class Mask2FormerCriterion(nn.Module):
         with torch.no_grad():
             point_coords = get_uncertain_point_coords_with_randomness(
                 mask_pred.unsqueeze(1), self.num_points, self.oversample_ratio,
-                self.importance_sample_ratio)                                       # (N_pos, P_s, 2)
+                self.importance_sample_ratio)                                       # (N_pos, P_s, 2) x, y in [0, 1]
             point_coords = tap(point_coords, "point_coords", "N_pos P_s 2", index=index, sizes=sizes)
             mask_point_targets = point_sample(mask_targets.unsqueeze(1).float(),
                                               point_coords).squeeze(1)              # (N_pos, P_s)

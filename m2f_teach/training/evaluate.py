@@ -83,7 +83,7 @@ def evaluate(model, dataset, batch_size: int = 8, device="cpu") -> dict:
             records.clear()
             cls_pred_list, mask_pred_list = model(images.to(device))
             B = images.shape[0]
-            blocked = torch.stack(records).view(len(records), B, num_heads, -1)    # (N_dec, B, nH, Q)
+            blocked = torch.stack(records).view(len(records), B, num_heads, -1)    # (N_dec, B, nH, Q) all-blocked rows
             blocked_all.append(blocked.flatten(1))                                 # (N_dec, B·nH·Q)
             for b, target in enumerate(targets):
                 if len(target["labels"]) == 0:
@@ -144,7 +144,7 @@ def edge_distance(masks: torch.Tensor):
     down = ids[1:, :] != ids[:-1, :]                                            # (H − 1, W)
     edge[:-1, :] |= down
     edge[1:, :] |= down
-    distance = torch.from_numpy(distance_transform_edt((~edge).numpy())).float()  # (H, W)
+    distance = torch.from_numpy(distance_transform_edt((~edge).numpy())).float()  # (H, W) pixels to the nearest edge
     return distance, ids > 0
 
 
@@ -180,7 +180,7 @@ def sampling_near_edges(model, dataset, within: float = 4.0) -> list[float]:
                 attn = pd + f"encoder.layers.{l}.self_attn."
                 locations = t.value(attn + "sampling_locations")[0][queries]     # (S_in, nH, L, P, 2)
                 weights = t.value(attn + "attention_weights")[0][queries]        # (S_in, nH, L·P)
-                in_image = ((locations >= 0) & (locations < 1)).all(-1).flatten(2)  # (S_in, nH, L·P)
+                in_image = ((locations >= 0) & (locations < 1)).all(-1).flatten(2)  # (S_in, nH, L·P) inside [0, 1)²
                 x = (locations[..., 0] * W).long().clamp(0, W - 1).flatten(2)   # (S_in, nH, L·P)
                 y = (locations[..., 1] * H).long().clamp(0, H - 1).flatten(2)
                 weights = weights * in_image

@@ -29,7 +29,7 @@ from scipy.optimize import linear_sum_assignment
 from torch import nn
 
 from ..model.tap import Tap
-from .point_sample import point_sample
+from .point_sampling import point_sample
 
 
 def classification_cost(cls_pred: torch.Tensor, gt_labels: torch.Tensor) -> torch.Tensor:
@@ -90,7 +90,7 @@ class HungarianMatcher(nn.Module):
         N_all, P_s = gt_labels.shape[0], self.num_points
         sizes = dict(N_all=N_all, P_s=P_s)
         # the same P_s random points for every query and every object of one image
-        point_coords = torch.rand(B, P_s, 2, device=mask_pred.device)                 # (B, P_s, 2)
+        point_coords = torch.rand(B, P_s, 2, device=mask_pred.device)                 # (B, P_s, 2) one set an image
         point_coords = tap(point_coords, "match_point_coords", "B P_s 2", index=index, sizes=sizes)
         mask_point_logits = point_sample(mask_pred, point_coords)                     # (B, Q, P_s): Q maps per image
         gt_point_masks = point_sample(gt_masks.unsqueeze(1).float(),
@@ -100,11 +100,11 @@ class HungarianMatcher(nn.Module):
 
         # each object against the queries of its own image: a batch of N_all (Q, 1) matrices
         cls_cost = classification_cost(cls_pred[gt_image], gt_labels[:, None])       # (N_all, Q, 1)
-        own_logits = mask_point_logits[gt_image]                                      # (N_all, Q, P_s)
+        own_logits = mask_point_logits[gt_image]                                      # (N_all, Q, P_s) its image's queries
         mask_cost = mask_bce_cost(own_logits, gt_point_masks[:, None])                # (N_all, Q, 1)
         dice = dice_cost(own_logits, gt_point_masks[:, None])                         # (N_all, Q, 1)
         cost = self.cls_weight * cls_cost + self.mask_weight * mask_cost + self.dice_weight * dice
-        cost = cost.squeeze(2).T                                                      # (Q, N_all)
+        cost = cost.squeeze(2).T                                                      # (Q, N_all) rows: queries
         return tap(cost, "batch_cost_matrix", "Q N_all", index=index, sizes=sizes)
 
     @torch.no_grad()

@@ -29,6 +29,7 @@ _MODULES = {
     "training": ("plot_history", "plot_stages", "LivePlot", "plot_ablations",),
 }
 _WHERE = {name: module for module, names in _MODULES.items() for name in names}
+__all__ = list(_WHERE)
 
 
 def __getattr__(name):
@@ -48,17 +49,3 @@ def __getattr__(name):
 
 def __dir__():
     return sorted(set(globals()) | set(_WHERE))
-
-__all__ = [
-    "DPI", "Explorer", "new_figure", "architecture_diagram", "glossary", "glossary_text",
-    "sample_photo", "shapes_image", "normalise", "denormalise", "weights_note",
-    "plot_feature_levels", "plot_feature_channel", "feature_browser", "plot_maps",
-    "plot_positional_channels", "plot_positional_channel", "positional_browser",
-    "plot_reference_grid", "reference_browser", "plot_initial_ring", "sampling_points",
-    "query_index", "plot_sampling_points", "deformable_explorer", "off_map", "off_map_share",
-    "pixel_inside", "bilinear_corners", "bilinear_sample", "plot_bilinear_cell", "plot_sampling_overview",
-    "colour_bar", "cross_attention_data", "cross_attention_explorer", "matched_queries", "plot_cross_attention",
-    "plot_self_attention", "attention_mask_data", "blocked_rows", "plot_attention_mask", "attention_mask_explorer",
-    "instance_predictions", "plot_instances", "plot_deep_supervision", "prediction_explorer",
-    "plot_history", "plot_stages", "LivePlot", "plot_ablations",
-]

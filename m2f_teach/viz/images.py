@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ..data.shapes import IMAGE_MEAN, IMAGE_STD, denormalize, normalize  # noqa: F401 (re-exported)
+from ..data.shapes import IMAGE_MEAN, IMAGE_STD, denormalise, normalise_pixels  # noqa: F401 (re-exported)
 
 
 def sample_photo(size: tuple[int, int] = (256, 256)) -> np.ndarray:
@@ -40,15 +40,12 @@ def shapes_image(index: int = 0, size: tuple[int, int] = (128, 128), seed: int |
     return draw_sample(index, seed, tuple(size))
 
 
-def normalise(image: np.ndarray) -> torch.Tensor:
-    """`(H, W, 3)` uint8 (or `(B, H, W, 3)`) → `(B, 3, H, W)` float, mmdet's normalisation."""
-    images = image if image.ndim == 4 else image[None]
-    return torch.stack([normalize(np.ascontiguousarray(x)) for x in images])   # (B, 3, H, W)
-
-
-def denormalise(images: torch.Tensor) -> np.ndarray:
-    """`(B, 3, H, W)` or `(3, H, W)` normalised → `(B, H, W, 3)` / `(H, W, 3)` uint8."""
-    return denormalize(images.float())
+def normalise(picture: np.ndarray) -> torch.Tensor:
+    """A picture, `(H, W, 3)` uint8 (or `(B, H, W, 3)`), as the model's input `images (B, 3, H, W)`:
+    channels first, then `normalise_pixels` (mmdet's mean and std)."""
+    pictures = picture if picture.ndim == 4 else picture[None]
+    pixels = torch.from_numpy(np.ascontiguousarray(pictures)).permute(0, 3, 1, 2).float()  # (B, 3, H, W)
+    return normalise_pixels(pixels)
 
 
 def image_of(trace, batch: int = 0) -> np.ndarray | None:

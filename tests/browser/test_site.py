@@ -112,7 +112,7 @@ def canvas_png(page, selector):
 
 
 def test_the_page_computes_what_pytorch_computes_on_a_held_out_image(page, built_site, artifacts_dir):
-    from m2f_teach.data.shapes import TEST_SEED, draw_sample, normalize
+    from m2f_teach.data.shapes import TEST_SEED, draw_sample, normalise_pixels
     from m2f_teach.pretrained import load_pretrained
     from m2f_teach.site import TeachingOutputs
 
@@ -125,7 +125,7 @@ def test_the_page_computes_what_pytorch_computes_on_a_held_out_image(page, built
     assert np.array_equal(pixels[..., :3], expected)            # the PNG reached the model unchanged
     model = load_pretrained()
     with torch.no_grad():
-        want = TeachingOutputs(model)(normalize(pixels[..., :3].copy())[None])
+        want = TeachingOutputs(model)(normalise_pixels(torch.from_numpy(pixels[..., :3].copy()).permute(2, 0, 1).float())[None])
     got = page.page.evaluate("() => Object.fromEntries(Object.entries(window.__m2f.outputs)"
                              ".map(([k, v]) => [k, {dims: v.dims, data: Array.from(v.data, Number)}]))")
     diffs = {}
