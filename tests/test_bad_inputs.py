@@ -754,7 +754,8 @@ def test_ablate_records_a_diverging_variant_and_goes_on(tmp_path, monkeypatch, c
     monkeypatch.setitem(ablate.VARIANTS, "faithful", TINY_TRAIN)
     monkeypatch.setitem(ablate.VARIANTS, "no_reset", TINY_TRAIN + ["--lr", "1e6", "--warmup", "0"])
     monkeypatch.setitem(ablate.VARIANTS, "fpn_only", TINY_TRAIN + ["--deformable-encoder", "false"])
-    main(["ablate", "--variants", "faithful", "no_reset", "fpn_only", "--steps", "4", "--out-dir", str(tmp_path)])
+    main(["ablate", "--variants", "faithful", "no_reset", "fpn_only", "--seeds", "0", "--steps", "4",
+          "--out-dir", str(tmp_path)])
     runs = json.loads((tmp_path / "ablations.json").read_text())["runs"]
     assert list(runs) == ["faithful", "no_reset", "fpn_only"]
     assert "test" in runs["faithful"] and "test" in runs["fpn_only"]

@@ -2,14 +2,16 @@
 
 * `lecture_run()`: `python -m m2f_teach train --recipe lecture` run for real on 2 CPU cores
   (`lecture.json`: the command, machine, time, loss history and held-out scores).
-* `lecture_search()`: the lecture recipe with one change each (2000 steps, 160×160 images) and a
-  5-minute H100 run, on NVIDIA H100 GPUs, plus the lecture run's held-out confusion matrix
-  (`lecture_search.json`).
-* `lecture_study()`: the lecture recipe with its loss, data and query changes (class loss
-  weight, objects per training image, queries, points per mask, steps, seeds), each at the
-  steps that fit 30 CPU minutes, trained on an NVIDIA H200 (`lecture_study.json`).
-* `ablation_runs()`: `python -m m2f_teach ablate`, every ablation switch trained with the
-  lecture recipe (`ablations.json`).
+* `lecture_search()`: the earlier lecture recipe (`--recipe shipped-30min`) with one change
+  each (2000 steps, 160×160 images) and a 5-minute H100 run, on NVIDIA H100 GPUs; that recipe's
+  run on 2 CPU cores and its held-out confusion matrix; and the confusion matrix of the lecture
+  run in `lecture.json` (`lecture_search.json`).
+* `lecture_study()`: the earlier recipe with loss, data, query and layer changes (class loss
+  weight, objects per training image, queries, points per mask, encoder and decoder layers,
+  steps, seeds), each at the steps that fit 30 CPU minutes, trained on NVIDIA H200s, and a
+  3-seed check of four ablation switches on the lecture recipe (`lecture_study.json`).
+* `ablation_runs()`: `python -m m2f_teach ablate` as it ran with the earlier recipe
+  (`--recipe shipped-30min`), every ablation switch with one seed (`ablations.json`).
 * `gpu_numerics()`: the shipped checkpoint on CPU vs GPU, TF32 off and on (`gpu_numerics.json`,
   `benchmarks/bench_numerics.py`).
 """

@@ -10,9 +10,12 @@ settings: weight decay 0.05, none on embeddings and norms; gradients clipped to 
 held-out scores on validation images are computed. The end writes the safetensors checkpoint,
 a json with the config, command, time, loss history and scores, and a loss plot.
 
-`--recipe lecture` is the shipped checkpoint's model trained for as long as fits in half an hour
-on 2 CPU cores (`RECIPES`; given flags win). The model flags (`--image-size`, `--num-queries`,
-`--num-points`, `--num-encoder-layers`, the ablation switches `--masked-attention false`,
+`--recipe lecture` trains a model that learns the shapes in half an hour on 2 CPU cores: the
+shipped checkpoint's with 3 encoder and 6 decoder layers and 10 queries, 2-6 objects per
+training image and the class loss ×7/2 (`RECIPES`; given flags win). `--recipe shipped-30min`
+is the shipped checkpoint's model for the 1150 steps that fit the same half hour. The model
+flags (`--image-size`, `--num-queries`, `--num-points`, `--num-encoder-layers`,
+`--num-decoder-layers`, the ablation switches `--masked-attention false`,
 `--reset-all-blocked false`, `--deformable-encoder false`, and `--point-loss false` for the
 loss) change `M2FConfig.shapes()`; the checkpoint stores the config, so
 `load_checkpoint(OUT)` rebuilds the model in one line. `train(args, on_log=f)` calls `f(history)`
@@ -73,6 +76,9 @@ def add_ablate_parser(subparsers):
                                    formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--variants", nargs="+", choices=list(ablate.VARIANTS), default=list(ablate.VARIANTS),
                         metavar="NAME", help=f"which to train (default all: {', '.join(ablate.VARIANTS)})")
+    parser.add_argument("--seeds", nargs="+", type=int, default=list(ablate.SEEDS), metavar="S",
+                        help="train each variant once per seed (other init, other data; default "
+                             f"{' '.join(map(str, ablate.SEEDS))}): the scores' mean and standard deviation")
     parser.add_argument("--out-dir", default="artifacts/ablations",
                         help="each variant's checkpoint and train json (default artifacts/ablations)")
     parser.add_argument("--json", default=None, help="the gathered results (default OUT_DIR/ablations.json)")
@@ -94,19 +100,23 @@ def run_ablate(args) -> int:
     out_dir = Path(args.out_dir)
     if args.collect and args.no_collect:
         raise ValueError("--collect and --no-collect: give one")
+    if any(seed < 0 for seed in args.seeds) or len(set(args.seeds)) < len(args.seeds):
+        raise ValueError(f"--seeds {' '.join(map(str, args.seeds))}: expected different integers ≥ 0")
     if not args.collect:
         out_dir.mkdir(parents=True, exist_ok=True)
         for variant in args.variants:
-            ablate.train_variant(variant, out_dir, args)
+            for seed in args.seeds:
+                ablate.train_variant(variant, out_dir, args, seed)
     if args.no_collect:
         return 0
-    results = ablate.collect(out_dir)
+    results = ablate.collect(out_dir, args.seeds)
     path = Path(args.json) if args.json else out_dir / ablate.RESULTS_NAME
     text = json.dumps(results, indent=1) + "\n"
     atomic_write(path, lambda tmp: tmp.write_text(text))
     print(f"wrote {path}: {', '.join(results['runs'])}")
     for variant, r in results["runs"].items():
-        scores = ("stopped: " + r["diverged"] if "diverged" in r else
-                  f"class acc {r['test']['class_acc']:.3f}, mIoU {r['test']['miou']:.3f}, {r['train_seconds']:.0f} s")
+        scores = ("stopped: " + r["diverged"] if "class_acc_mean" not in r else
+                  f"class acc {r['class_acc_mean']:.3f} ± {r['class_acc_std']:.3f}, "
+                  f"mIoU {r['miou_mean']:.3f} ± {r['miou_std']:.3f} over {len(r['seeds'])} seed(s)")
         print(f"  {variant:20s} {scores}")
     return 0

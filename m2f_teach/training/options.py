@@ -24,16 +24,27 @@ STUDY = dict(cls_weight=2.0, no_object_weight=0.1, train_objects=(1, 4), lr_mult
 # the defaults of the flags a recipe sets; `--recipe NAME` replaces them with RECIPES[NAME]'s
 # (a flag given on the command line still wins)
 BASE = dict(steps=2376, batch_size=16, lr=1e-3, warmup=50, schedule="step", val_every=594,
-            image_size=None, num_queries=None, **STUDY)
+            workers=min(4, os.cpu_count() or 1), image_size=None, num_queries=None,
+            num_encoder_layers=None, num_decoder_layers=None, **STUDY)
 RECIPES = {
-    # the most that fits in ≤ 30 minutes on 2 CPU cores at the shipped checkpoint's size (128×128,
-    # 20 queries): README, notebook 09 and results/lecture.json hold its measured scores
-    "lecture": dict(steps=1150, batch_size=16, lr=1e-3, warmup=50, schedule="step", val_every=230,
-                    image_size=(128, 128), num_queries=20),
+    # a Mask2Former that learns within a lecture: ≥ 0.9 held-out class accuracy and mIoU in ≤ 30
+    # minutes on 2 CPU cores (results/lecture.json: 0.972 and 0.904 in 29.0 minutes). Against the shipped checkpoint's recipe: 3
+    # encoder and 6 decoder layers (a step costs about half), 10 queries and 2-6 objects per
+    # training image (a third of the queries meet an object, not an eighth), the class loss ×7/2
+    # and lr 1.5e-3, and the data drawn in the training process (on 2 cores a worker process
+    # slows the step more than it saves). Notebook 09 and results/lecture_study.json: why.
+    "lecture": dict(steps=3200, batch_size=16, lr=1.5e-3, warmup=50, schedule="step", val_every=640,
+                    workers=0, image_size=(128, 128), num_queries=10, num_encoder_layers=3,
+                    num_decoder_layers=6, train_objects=(2, 6), cls_weight=7.0),
+    # the shipped checkpoint's model (6 + 9 layers, 20 queries) and Mask2Former's losses for the
+    # 1150 steps that fit 30 CPU minutes: held-out class accuracy 0.60, mIoU 0.88. The earlier
+    # lecture recipe: the study's rounds 1-3 and the shipped ablations ran it
+    "shipped-30min": dict(steps=1150, batch_size=16, lr=1e-3, warmup=50, schedule="step", val_every=230,
+                          workers=2, image_size=(128, 128), num_queries=20),
 }
 # the ablation switches: M2FConfig fields (None = the preset's value)
-CONFIG_FLAGS = ("num_points", "num_encoder_layers", "reset_all_blocked", "masked_attention",
-                "deformable_encoder")
+CONFIG_FLAGS = ("num_points", "num_encoder_layers", "num_decoder_layers", "reset_all_blocked",
+                "masked_attention", "deformable_encoder")
 # the learning-rate schedules after the warm-up (`train.lr_factor`) and the `--compile` modes
 SCHEDULES = ("step", "cosine")
 COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
@@ -41,8 +52,9 @@ COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-
 
 def add_arguments(parser):
     parser.add_argument("--recipe", choices=sorted(RECIPES), default=None,
-                        help="a tested set of the flags below: 'lecture' is the shipped checkpoint's model trained "
-                             f"for as long as fits in 30 minutes on 2 CPU cores ({RECIPES['lecture']})")
+                        help="a tested set of the flags below: 'lecture' learns the shapes (≥ 0.9 held-out class "
+                             "accuracy and mIoU) in 30 minutes on 2 CPU cores; 'shipped-30min' is the shipped "
+                             "checkpoint's model for the steps that fit 30 CPU minutes")
     parser.add_argument("--steps", type=int, default=None, help=f"optimizer steps (default {BASE['steps']})")
     parser.add_argument("--batch-size", type=int, default=None, help=f"images a step (default {BASE['batch_size']})")
     parser.add_argument("--lr", type=float, default=None, help=f"AdamW learning rate (default {BASE['lr']})")
@@ -55,9 +67,9 @@ def add_arguments(parser):
     parser.add_argument("--seed", type=int, default=TRAIN_SEED, help="model init and training-data seed")
     parser.add_argument("--device", default="auto", help="cpu, cuda or auto")
     parser.add_argument("--threads", type=int, default=0, help="CPU threads (0 = torch's default)")
-    parser.add_argument("--workers", type=int, default=min(4, os.cpu_count() or 1),
-                        help="processes drawing the shapes (0 = in the main process); the batches "
-                             "are the same for any number")
+    parser.add_argument("--workers", type=int, default=None,
+                        help=f"processes drawing the shapes (0 = in the main process; default "
+                             f"{BASE['workers']}); the batches are the same for any number")
     parser.add_argument("--max-seconds", type=float, default=0,
                         help="stop early and save once training has taken this long (0 = never)")
     parser.add_argument("--stop-after", type=int, default=0,
@@ -98,6 +110,8 @@ def add_arguments(parser):
                        help="sampling points per head and level (default 4)")
     model.add_argument("--num-encoder-layers", type=int, default=None, metavar="N",
                        help="deformable-attention encoder layers (default 6)")
+    model.add_argument("--num-decoder-layers", type=int, default=None, metavar="N",
+                       help="masked-attention decoder layers, cycling over the levels (default 9)")
     for name, meaning in (("reset-all-blocked", "false: no all-blocked-row reset (NaN rows)"),
                           ("masked-attention", "false: plain cross-attention (no Eq. 2)"),
                           ("deformable-encoder", "false: FPN-only pixel decoder, no encoder layers")):

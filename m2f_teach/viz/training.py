@@ -10,7 +10,7 @@ def plot_history(history):
     import matplotlib.pyplot as plt
 
     figure, (left, right) = plt.subplots(1, 2, figsize=(10, 3.5))
-    left.plot(history["step"], history["loss"], label="total (10 predictions)")
+    left.plot(history["step"], history["loss"], label="total (every prediction)")
     for key in ("loss_cls", "loss_mask", "loss_dice"):
         left.plot(history["step"], history[key], label=f"{key} (last)")
     left.set_yscale("log")
@@ -105,7 +105,7 @@ class LivePlot:
 ABLATION_LABELS = {
     "faithful": "faithful (seed 0)", "faithful_seed1": "faithful (seed 1)",
     "no_reset": "no all-blocked reset", "no_masked_attention": "no masked attention",
-    "points_1": "1 sampling point", "encoder_3": "3 encoder layers",
+    "points_1": "1 sampling point", "encoder_3": "3 encoder layers", "encoder_6": "6 encoder layers",
     "fpn_only": "FPN-only pixel decoder", "full_mask_loss": "full-mask loss",
 }
 
